@@ -1,0 +1,427 @@
+"""Building blocks of EdgeViT: stems, LocalAgg, GlobalSparseAttn and the ablation blocks.
+
+Layouts: `x` is N×C×H×W between blocks ("map form") and B×N×C inside the global block
+("token form", N = H·W in row-major order, as `flatten(2).transpose(1, 2)` gives).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath
+from torch import nn
+
+LN_EPS_BLOCK = 1e-6  # LayerNorms inside the blocks (the release's norm_layer)
+LN_EPS_DEFAULT = 1e-5  # stems, LocalProp and SRA norms use nn.LayerNorm's default in the release
+
+
+def padded_size(size: int, multiple: int) -> int:
+    """Smallest multiple of `multiple` that is ≥ `size`."""
+    return -(-size // multiple) * multiple
+
+
+def pad_map(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad a N×C×H×W map on the bottom and right so H and W are multiples of `multiple`."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = padded_size(h, multiple) - h, padded_size(w, multiple) - w
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x
+
+
+def tokens_to_map(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, N, C) -> (B, C, h, w)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], h, w)
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H·W, C)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def multi_head_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, fused: bool
+) -> torch.Tensor:
+    """softmax(q·kᵀ·scale)·v on (B, heads, N, d) tensors; `fused` picks the SDPA kernel.
+
+    The unfused path is the release's operation order; both agree to float32 rounding.
+    """
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    attn = (q @ k.transpose(-2, -1)) * scale  # (B, heads, Nq, Nk)
+    return attn.softmax(dim=-1) @ v  # (B, heads, Nq, d)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a N×C×H×W map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2).contiguous()
+
+
+class Stem(nn.Module):
+    """Downsampling stem: a `stride`×`stride` convolution with stride `stride`, then LayerNorm."""
+
+    def __init__(self, *, in_chans: int, out_chans: int, stride: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, out_chans, kernel_size=stride, stride=stride)
+        self.norm = LayerNorm2d(out_chans, eps=LN_EPS_DEFAULT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x))
+
+
+class ConvMlp(nn.Module):
+    """FFN of 1×1 convolutions on a map: fc1 -> GELU -> fc2."""
+
+    def __init__(
+        self, *, dim: int, hidden: int, act_layer: type[nn.Module] = nn.GELU
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = act_layer()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Mlp(nn.Module):
+    """FFN of linear layers on tokens: fc1 -> GELU -> fc2."""
+
+    def __init__(
+        self, *, dim: int, hidden: int, act_layer: type[nn.Module] = nn.GELU
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class ConvMixer(nn.Module):
+    """LocalAgg's token mixer: pointwise -> depthwise k×k -> pointwise (maps in and out)."""
+
+    def __init__(self, *, dim: int, kernel: int, **_: object) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+        self.dwconv = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.conv2 = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.dwconv(self.conv1(x)))
+
+
+class LocallyGroupedAttn(nn.Module):
+    """Twins' locally-grouped self-attention (LSA): attention inside `kernel`×`kernel` windows.
+
+    Maps whose sides are not multiples of the window are zero-padded bottom/right and cropped.
+    """
+
+    def __init__(
+        self, *, dim: int, kernel: int, num_heads: int, qkv_bias: bool = True, **_: object
+    ) -> None:
+        super().__init__()
+        self.window = kernel
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.fused_attn = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        s = self.window
+        x = pad_map(x, s)
+        gh, gw = x.shape[-2] // s, x.shape[-1] // s
+        x = x.reshape(b, c, gh, s, gw, s).permute(0, 2, 4, 3, 5, 1)  # (B, gh, gw, s, s, C)
+        x = x.reshape(b * gh * gw, s * s, c)  # (B·windows, s², C)
+        qkv = self.qkv(x).reshape(x.shape[0], s * s, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·windows, heads, s², d)
+        x = multi_head_attention(q, k, v, self.scale, self.fused_attn)
+        x = self.proj(x.transpose(1, 2).reshape(x.shape[0], s * s, c))  # (B·windows, s², C)
+        x = x.reshape(b, gh, gw, s, s, c).permute(0, 5, 1, 3, 2, 4)  # (B, C, gh, s, gw, s)
+        return x.reshape(b, c, gh * s, gw * s)[:, :, :h, :w]
+
+
+class LocalAgg(nn.Module):
+    """The first "L" of LGL, on maps: CPE, then a local token mixer, then a conv FFN.
+
+    x + dw3×3(x);  x + mixer(BN(x));  x + ConvMlp(BN(x)).
+    `mixer_layer` is `ConvMixer` (the release: pw -> dw k×k -> pw) or `LocallyGroupedAttn`.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        kernel: int,
+        num_heads: int,
+        mlp_hidden: int,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        mixer_layer: type[nn.Module] = ConvMixer,
+    ) -> None:
+        super().__init__()
+        self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.mixer = mixer_layer(dim=dim, kernel=kernel, num_heads=num_heads, qkv_bias=qkv_bias)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = ConvMlp(dim=dim, hidden=mlp_hidden)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        x = x + self.drop_path(self.mixer(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class Sampler(nn.Module):
+    """Picks one delegate token per r×r window of a (padded) N×C×H×W map.
+
+    top_left: the release's AvgPool2d(kernel_size=1, stride=r), i.e. pixel (0, 0) of each window
+    (the paper calls it "Center"); center: pixel (r//2, r//2); avg / max: AvgPool2d / MaxPool2d(r).
+    """
+
+    def __init__(self, *, kind: str, rate: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.rate
+        if self.kind == "top_left":
+            return x[:, :, ::r, ::r]
+        if self.kind == "center":
+            return x[:, :, r // 2 :: r, r // 2 :: r]
+        if self.kind == "avg":
+            return F.avg_pool2d(x, r, r)
+        return F.max_pool2d(x, r, r)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, rate={self.rate}"
+
+
+class BilinearProp(nn.Module):
+    """LocalProp ablation "LP(Bilinear)": bilinear upsampling by r (no parameters)."""
+
+    def __init__(self, *, dim: int, rate: int) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=self.rate, mode="bilinear", align_corners=False)
+
+
+class DeconvProp(nn.ConvTranspose2d):
+    """The release's LocalProp: depthwise ConvTranspose2d(kernel=r, stride=r)."""
+
+    def __init__(self, *, dim: int, rate: int) -> None:
+        super().__init__(dim, dim, rate, stride=rate, groups=dim)
+
+
+LOCAL_PROP_LAYERS: dict[str, type[nn.Module]] = {"deconv": DeconvProp, "bilinear": BilinearProp}
+
+
+class GlobalSparseAttn(nn.Module):
+    """Sparse global self-attention between delegate tokens, then local propagation (the "GL").
+
+    With r > 1: pad to a multiple of r, sample one token per r×r window, q/k/v and attention on
+    the h'·w' = ⌈h/r⌉·⌈w/r⌉ delegates, LocalProp back to the padded map, crop, LayerNorm, proj.
+    With r = 1: plain multi-head self-attention over all tokens.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        num_heads: int,
+        rate: int,
+        qkv_bias: bool = True,
+        sampler: str = "top_left",
+        local_prop: str = "deconv",
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.rate = rate
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.fused_attn = True
+        if rate > 1:
+            self.sampler = Sampler(kind=sampler, rate=rate)
+            self.local_prop = LOCAL_PROP_LAYERS[local_prop](dim=dim, rate=rate)
+            self.norm = nn.LayerNorm(dim, eps=LN_EPS_DEFAULT)
+
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        b, n, c = x.shape
+        if self.rate > 1:
+            x = self.sampler(pad_map(tokens_to_map(x, h, w), self.rate))  # (B, C, h', w')
+            hs, ws = x.shape[-2:]
+            x = map_to_tokens(x)  # (B, h'·w', C)
+        qkv = self.qkv(x).reshape(b, -1, 3, self.num_heads, c // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N', d)
+        x = multi_head_attention(q, k, v, self.scale, self.fused_attn)
+        x = x.transpose(1, 2).reshape(b, -1, c)  # (B, N', C)
+        if self.rate > 1:
+            x = self.local_prop(tokens_to_map(x, hs, ws))[:, :, :h, :w]  # (B, C, h, w)
+            x = self.norm(map_to_tokens(x))
+        return self.proj(x)
+
+
+class SpatialReductionAttn(nn.Module):
+    """PVT-v2 spatial-reduction attention (ablations "w/o LA" and "w/o LP").
+
+    Queries from every token; keys and values from an r×r-stride convolution of the map
+    (zero-padded to a multiple of r) followed by LayerNorm. r = 1: plain self-attention.
+    """
+
+    def __init__(
+        self, *, dim: int, num_heads: int, rate: int, qkv_bias: bool = True, **_: object
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.rate = rate
+        self.scale = (dim // num_heads) ** -0.5
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.fused_attn = True
+        if rate > 1:
+            self.sr = nn.Conv2d(dim, dim, rate, stride=rate)
+            self.norm = nn.LayerNorm(dim, eps=LN_EPS_DEFAULT)
+
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        b, n, c = x.shape
+        d = c // self.num_heads
+        q = self.q(x).reshape(b, n, self.num_heads, d).transpose(1, 2)  # (B, heads, N, d)
+        if self.rate > 1:
+            x = self.norm(map_to_tokens(self.sr(pad_map(tokens_to_map(x, h, w), self.rate))))
+        kv = self.kv(x).reshape(b, -1, 2, self.num_heads, d)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N', d)
+        x = multi_head_attention(q, k, v, self.scale, self.fused_attn)
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
+
+
+GLOBAL_ATTN_LAYERS: dict[str, type[nn.Module]] = {
+    "sparse": GlobalSparseAttn,
+    "sra": SpatialReductionAttn,
+}
+LOCAL_MIXER_LAYERS: dict[str, type[nn.Module]] = {"conv": ConvMixer, "lsa": LocallyGroupedAttn}
+
+
+class GlobalBlock(nn.Module):
+    """The transformer half of an LGL block, on maps in and out (token form inside).
+
+    x + dw3×3(x);  x + attn(LN(x));  x + Mlp(LN(x)).
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        rate: int,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        attn_layer: type[nn.Module] = GlobalSparseAttn,
+        sampler: str = "top_left",
+        local_prop: str = "deconv",
+    ) -> None:
+        super().__init__()
+        self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
+        self.attn = attn_layer(
+            dim=dim,
+            num_heads=num_heads,
+            rate=rate,
+            qkv_bias=qkv_bias,
+            sampler=sampler,
+            local_prop=local_prop,
+        )
+        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
+        self.mlp = Mlp(dim=dim, hidden=mlp_hidden)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        b, c, h, w = x.shape
+        x = map_to_tokens(x)  # (B, N, C)
+        x = x + self.drop_path(self.attn(self.norm1(x), h, w))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return tokens_to_map(x, h, w)
+
+
+class LGLBlock(nn.Module):
+    """Local-Global-Local bottleneck: LocalAgg (skipped when r = 1) then the global block."""
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        rate: int,
+        kernel: int,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        local_agg: str = "conv",
+        global_attn: str = "sparse",
+        sampler: str = "top_left",
+        local_prop: str = "deconv",
+    ) -> None:
+        super().__init__()
+        if rate > 1 and local_agg != "none":
+            self.local_agg = LocalAgg(
+                dim=dim,
+                kernel=kernel,
+                num_heads=num_heads,
+                mlp_hidden=mlp_hidden,
+                qkv_bias=qkv_bias,
+                drop_path=drop_path,
+                mixer_layer=LOCAL_MIXER_LAYERS[local_agg],
+            )
+        else:
+            self.local_agg = nn.Identity()
+        self.global_block = GlobalBlock(
+            dim=dim,
+            num_heads=num_heads,
+            mlp_hidden=mlp_hidden,
+            rate=rate,
+            qkv_bias=qkv_bias,
+            drop_path=drop_path,
+            attn_layer=GLOBAL_ATTN_LAYERS[global_attn],
+            sampler=sampler,
+            local_prop=local_prop,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.global_block(self.local_agg(x))
+
+
+def trunc_normal_init(module: nn.Module) -> None:
+    """The release's init: truncated-normal(0.02) linear weights, zero biases, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+__all__ = [
+    "GlobalBlock",
+    "GlobalSparseAttn",
+    "LGLBlock",
+    "LayerNorm2d",
+    "LocalAgg",
+    "LocallyGroupedAttn",
+    "SpatialReductionAttn",
+    "Stem",
+]
