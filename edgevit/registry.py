@@ -52,9 +52,6 @@ def create_model(
     return model
 
 
-_TIMM_FEATURE_KWARGS = ("features_only", "out_indices", "feature_cls")
-
-
 def _timm_entrypoint(name: str) -> Callable[..., EdgeViT]:
     """A timm model function for `name`, named `name` (timm registers by `__name__`)."""
 
@@ -65,6 +62,7 @@ def _timm_entrypoint(name: str) -> Callable[..., EdgeViT]:
                 "edgevit.create_model(name, checkpoint_path=...)"
             )
         config = preset_config(name)
+        kwargs.pop("pretrained_cfg", None)  # timm passes None; ours describes the preset
         pretrained_cfg = dict(
             architecture=name,
             num_classes=config.num_classes,

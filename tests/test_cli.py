@@ -1,0 +1,71 @@
+"""The `edgevit` command line: info and demo, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgevit import PRESETS
+from edgevit.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_json_reports_params_and_stage_shapes(capsys) -> None:
+    code, out, _ = run_cli(capsys, "info", "edgevit_xs", "--img-size", "512", "512", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert result["params"] == 6_770_056
+    assert [(s["channels"], s["height"]) for s in result["stages"]] == [
+        (48, 128), (96, 64), (240, 32), (384, 16)
+    ]
+
+
+def test_info_reads_a_config_file(tmp_path, capsys) -> None:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(PRESETS["edgevit_xxs"].replace(depths=(1, 1, 1, 1)).to_dict()))
+    code, out, _ = run_cli(capsys, "info", str(path), "--json")
+    assert code == 0 and json.loads(out)["config"]["depths"] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["info", "edgevit_xxxl"], "unknown model"),
+        (["info", "missing.json"], "config file not found"),
+        (["info", "edgevit_xxs", "--img-size", "16", "16"], "H, W ≥ 32"),
+        (["info", "edgevit_xxs", "--img-size", "1", "2", "3"], "takes H W"),
+    ],
+)
+def test_bad_input_is_one_clear_line(capsys, argv, message) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_malformed_and_impossible_config_files(tmp_path, capsys) -> None:
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    impossible = tmp_path / "impossible.json"
+    impossible.write_text(json.dumps(dict(PRESETS["edgevit_xxs"].to_dict(), head_dim=7)))
+    for path, message in ((bad_json, "malformed JSON"), (impossible, "head_dim")):
+        code, _, err = run_cli(capsys, "info", str(path))
+        assert code == 2 and message in err
+
+
+def test_console_script_demo_lists_presets() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgevit.cli", "demo", "--json"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    result = json.loads(proc.stdout)
+    assert {name: r["params"] for name, r in result.items()} == {
+        "edgevit_xxs": 4_067_704, "edgevit_xs": 6_770_056, "edgevit_s": 13_108_168
+    }

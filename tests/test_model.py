@@ -1,0 +1,217 @@
+"""The model against the official release: parameters, test vectors, checkpoints, sizes, timm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import edgevit
+from edgevit import PRESET_PARAMS, EdgeViT, checkpoint_filter_fn, create_model
+
+PRESET_NAMES = ["edgevit_xxs", "edgevit_xs", "edgevit_s"]
+
+
+def official_zero_state_dict(official_state_dicts: dict, name: str) -> dict[str, torch.Tensor]:
+    """A state_dict with the official keys and shapes (zeros), as the release would save it."""
+    out = {}
+    for key, shape in official_state_dicts[name]["state_dict"].items():
+        dtype = torch.long if key.endswith("num_batches_tracked") else torch.float32
+        out[key] = torch.zeros(shape, dtype=dtype)
+    return out
+
+
+def official_filled_model(vectors, official_state_dicts: dict, name: str) -> EdgeViT:
+    """Our model loaded with the reference weights `fill(official state_dict)`."""
+    model = create_model(name).eval()
+    weights = vectors.fill(official_zero_state_dict(official_state_dicts, name))
+    model.load_state_dict(checkpoint_filter_fn(weights, model), strict=True)
+    return model
+
+
+def relative_error(y: np.ndarray, y_ref: np.ndarray) -> float:
+    return float(np.abs(y - y_ref).max() / np.abs(y_ref).max())
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_preset_parameter_counts_match_release(name: str, official_state_dicts: dict) -> None:
+    model = create_model(name)
+    assert model.num_params() == PRESET_PARAMS[name] == official_state_dicts[name]["num_params"]
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_official_keys_map_onto_ours(name: str, official_state_dicts: dict) -> None:
+    model = create_model(name)
+    mapped = checkpoint_filter_fn(official_zero_state_dict(official_state_dicts, name), model)
+    ours = model.state_dict()
+    assert set(mapped) == set(ours)
+    assert all(tuple(mapped[k].shape) == tuple(ours[k].shape) for k in ours)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["sdpa", "matmul"])
+def test_reference_logits_xxs_224(vectors, official_state_dicts, reference_dir, fused) -> None:
+    model = official_filled_model(vectors, official_state_dicts, "edgevit_xxs")
+    model.set_fused_attn(fused)
+    with torch.no_grad():
+        logits = model(vectors.image(224, 224)).numpy()
+    expected = np.load(reference_dir / "edgevit_xxs_224_logits.npy")
+    assert logits.shape == expected.shape == (1, 1000)
+    assert relative_error(logits, expected) <= 1e-4
+
+
+def test_reference_features_xxs_512(vectors, official_state_dicts, reference_dir) -> None:
+    model = official_filled_model(vectors, official_state_dicts, "edgevit_xxs")
+    with torch.no_grad():
+        features = model.forward_features(vectors.image(512, 512)).numpy()
+    expected = np.load(reference_dir / "edgevit_xxs_512_features.npy")
+    assert features.shape == expected.shape == (1, 288, 16, 16)
+    assert relative_error(features, expected) <= 1e-4
+
+
+def test_center_sampler_differs_from_official(vectors, official_state_dicts, reference_dir) -> None:
+    """The vectors can tell the samplers apart: the paper's "center" is not the release's pick."""
+    model = official_filled_model(vectors, official_state_dicts, "edgevit_xxs")
+    for module in model.modules():
+        if type(module).__name__ == "Sampler":
+            module.kind = "center"
+    with torch.no_grad():
+        logits = model(vectors.image(224, 224)).numpy()
+    expected = np.load(reference_dir / "edgevit_xxs_224_logits.npy")
+    assert relative_error(logits, expected) > 1e-3
+
+
+def test_checkpoint_file_loads_with_weights_only(tmp_path, vectors, official_state_dicts) -> None:
+    weights = vectors.fill(official_zero_state_dict(official_state_dicts, "edgevit_xxs"))
+    path = tmp_path / "official.pth"
+    torch.save({"model": weights}, path)
+    model = create_model("edgevit_xxs", checkpoint_path=path)
+    reference = official_filled_model(vectors, official_state_dicts, "edgevit_xxs")
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_checkpoint_mismatch_names_keys(tmp_path, vectors, official_state_dicts) -> None:
+    weights = vectors.fill(official_zero_state_dict(official_state_dicts, "edgevit_xxs"))
+    del weights["head.bias"]
+    weights["extra.weight"] = torch.zeros(3)
+    path = tmp_path / "broken.pth"
+    torch.save(weights, path)
+    with pytest.raises(ValueError, match=r"head\.bias.*extra\.weight"):
+        create_model("edgevit_xxs", checkpoint_path=path)
+
+
+def test_checkpoint_refuses_pickled_objects(tmp_path) -> None:
+    path = tmp_path / "pickled.pth"
+    torch.save({"model": torch.nn.Linear(2, 2)}, path)  # a module, not tensors: needs pickle
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        create_model("edgevit_xxs", checkpoint_path=path)
+
+
+@pytest.mark.parametrize("name", sorted(edgevit.ABLATIONS))
+def test_every_ablation_trains_one_step(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, drop_path_rate=0.1).train()
+    x = torch.randn(2, 3, 96, 128)
+    loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([1, 3]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(x)).all()
+
+
+@pytest.mark.parametrize("size", [(97, 160), (225, 301), (32, 32), (33, 47)])
+@pytest.mark.parametrize("name", ["edgevit_xxs", "ablation_la_lsa", "ablation_wo_lp",
+                                  "ablation_sampler_max", "ablation_lp_bilinear"])
+def test_odd_sizes_run_and_match_stage_shapes(name: str, size: tuple[int, int]) -> None:
+    model = create_model(name).eval()
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(1, 3, *size))
+        logits = model(torch.randn(1, 3, *size))
+    c, h, w = model.stage_shapes(*size)[-1]
+    assert features.shape == (1, c, h, w)
+    assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
+
+
+def test_sparse_attention_on_a_map_not_divisible_by_r() -> None:
+    """14×14 map, r = 4: the 4×4 top-left delegates attend, LocalProp fills 16×16, crop to 14."""
+    from edgevit.layers import GlobalSparseAttn
+
+    torch.manual_seed(0)
+    attn = GlobalSparseAttn(dim=8, num_heads=2, rate=4).eval()
+    x_map = torch.randn(1, 8, 14, 14)
+    with torch.no_grad():
+        out = attn(x_map.flatten(2).transpose(1, 2), 14, 14)  # (1, 196, 8)
+        delegates = x_map[:, :, ::4, ::4].flatten(2).transpose(1, 2)  # (1, 16, 8)
+        q, k, v = attn.qkv(delegates).reshape(1, 16, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        mixed = torch.softmax(q @ k.transpose(-2, -1) * 4**-0.5, -1) @ v  # (1, 2, 16, 4)
+        mixed = mixed.transpose(1, 2).reshape(1, 16, 8).transpose(1, 2).reshape(1, 8, 4, 4)
+        spread = torch.nn.functional.conv_transpose2d(
+            mixed, attn.local_prop.weight, attn.local_prop.bias, stride=4, groups=8
+        )[:, :, :14, :14]
+        expected = attn.proj(attn.norm(spread.flatten(2).transpose(1, 2)))
+    assert out.shape == (1, 196, 8)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.randn(3, 224, 224), "4-D"),
+        (torch.randn(1, 1, 224, 224), "3 input channels"),
+        (torch.randn(1, 3, 31, 224), "H, W ≥ 32"),
+        (torch.zeros(1, 3, 64, 64, dtype=torch.long), "floating-point"),
+    ],
+)
+def test_wrong_inputs_raise_clear_errors(bad: torch.Tensor, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_model("edgevit_xxs")(bad)
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_timm_features_only_gives_four_stage_maps(name: str) -> None:
+    model = timm.create_model(name, features_only=True)
+    maps = model(torch.randn(1, 3, 224, 224))
+    config = edgevit.preset_config(name)
+    assert model.feature_info.reduction() == [4, 8, 16, 32]
+    assert [m.shape[1] for m in maps] == list(config.widths)
+    assert [m.shape[-1] for m in maps] == [56, 28, 14, 7]
+
+
+def test_timm_create_model_matches_ours() -> None:
+    ours = create_model("edgevit_xs", num_classes=7)
+    theirs = timm.create_model("edgevit_xs", num_classes=7)
+    assert theirs.num_params() == ours.num_params()
+    assert theirs.pretrained_cfg["architecture"] == "edgevit_xs"
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        timm.create_model("edgevit_xs", pretrained=True)
+
+
+def test_registering_a_name_twice_is_an_error() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        edgevit.register_config("edgevit_xxs", edgevit.preset_config("edgevit_s"))
+
+
+def test_forward_head_pre_logits() -> None:
+    model = create_model("edgevit_xxs").eval()
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(2, 3, 64, 64))
+        pooled = model.forward_head(features, pre_logits=True)
+        logits = model.forward_head(features)
+    assert pooled.shape == (2, 288) and logits.shape == (2, 1000)
+    assert torch.allclose(model.head(pooled), logits)
+
+
+@pytest.mark.parametrize("name", sorted(edgevit.ABLATIONS))
+def test_ablations_sit_at_the_papers_half_gmac_scale(name: str) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = create_model(name).eval().set_fused_attn(False)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    macs = counter.get_total_flops() / 2  # FlopCounterMode counts 2 per multiply-add
+    assert 0.5e9 <= macs <= 0.6e9
