@@ -95,25 +95,42 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     return results
 
 
+CommandFunc = Callable[[argparse.Namespace], dict]
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, func: CommandFunc, help_text: str,
+    model: bool = True,
+) -> argparse.ArgumentParser:
+    """A subcommand; with `model`, it takes NAME|config.json and --img-size H W."""
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    if model:
+        p.add_argument("model", help="registered model name or path of a config .json")
+        p.add_argument("--img-size", type=int, nargs="+", metavar="H W",
+                       help="input height and width (default 224 224)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=func)
+    return p
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    add_command(sub, "info", cmd_info, "parameters and per-stage shapes of a model")
+    add_command(sub, "demo", cmd_demo, "the suite's main job", model=False)
+
+
+# Modules that contribute subcommands, each with `register(sub)`.
+COMMAND_MODULES: tuple[str, ...] = ("edgevit.cli",)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="edgevit", description="EdgeViT complexity analysis and architecture search"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def add(name: str, func: Callable[[argparse.Namespace], dict], help_text: str,
-            model: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if model:
-            p.add_argument("model", help="registered model name or path of a config .json")
-            p.add_argument("--img-size", type=int, nargs="+", metavar="H W",
-                           help="input height and width (default 224 224)")
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-        p.set_defaults(func=func)
-        return p
-
-    add("info", cmd_info, "parameters and per-stage shapes of a model")
-    add("demo", cmd_demo, "the suite's main job", model=False)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
