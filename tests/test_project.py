@@ -48,3 +48,15 @@ def test_every_dependency_is_pinned() -> None:
 
 def test_ci_runs_make_test() -> None:
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    import nbformat
+
+    notebooks = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
