@@ -20,9 +20,9 @@ multiple: ⌈h/r⌉·r. The stems floor: ⌊H/s⌋.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable
+from functools import cache
 
 import sympy as sp
 
@@ -155,8 +155,9 @@ def ffn_ops(prefix: str, *, tokens: sp.Expr, conv: bool) -> list[Op]:
 
 def position_encoding_ops(prefix: str) -> list[Op]:
     """x + dw3×3(x) (conditional position encoding)."""
-    return conv_ops(f"{prefix}.pos_embed", c_in=c, c_out=c, kernel_area=9, groups=c,
-                    out_pixels=h * w, in_pixels=h * w) + [add_op(f"{prefix}.pos_embed@add", h * w * c)]
+    conv = conv_ops(f"{prefix}.pos_embed", c_in=c, c_out=c, kernel_area=9, groups=c,
+                    out_pixels=h * w, in_pixels=h * w)
+    return conv + [add_op(f"{prefix}.pos_embed@add", h * w * c)]
 
 
 def lsa_mixer_ops(prefix: str) -> list[Op]:
@@ -283,7 +284,7 @@ def global_block_ops(*, global_attn: str, rate_is_one: bool, sampler: str, local
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def lgl_block_ops(*, local_agg: str = "conv", global_attn: str = "sparse",
                   sampler: str = "top_left", local_prop: str = "deconv",
                   rate_is_one: bool = False) -> tuple[Op, ...]:
@@ -293,7 +294,7 @@ def lgl_block_ops(*, local_agg: str = "conv", global_attn: str = "sparse",
                                           sampler=sampler, local_prop=local_prop))
 
 
-@lru_cache(maxsize=None)
+@cache
 def stem_ops() -> tuple[Op, ...]:
     """Stem: s×s stride-s conv from C_in to c channels on an (h·s)×(w·s) input, then LayerNorm;
     h, w here are the stem's *output* size ⌊H/s⌋, ⌊W/s⌋."""
@@ -304,7 +305,7 @@ def stem_ops() -> tuple[Op, ...]:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def head_ops(with_classifier: bool = True) -> tuple[Op, ...]:
     """Final BatchNorm on the h×w×c map, global mean, linear classifier to K classes."""
     ops = [norm_op("norm", "batch_norm", numel=h * w * c, channels=c),
@@ -402,7 +403,7 @@ class ModelCost:
                 for i in range(4)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _op_evaluator(ops: tuple[Op, ...], args: tuple[sp.Symbol, ...]):
     """A numpy function of `args` returning, per op, (macs, params, numel_in, numel_out)."""
     rows = [[op.macs, op.params, op.numel_in, op.numel_out] for op in ops]

@@ -111,13 +111,15 @@ class EdgeViTConfig:
             )
         _check(self.in_chans >= 1, "in_chans", "must be ≥ 1")
         _check(
-            isinstance(self.drop_path_rate, (int, float)) and not isinstance(self.drop_path_rate, bool)
+            isinstance(self.drop_path_rate, (int, float))
+            and not isinstance(self.drop_path_rate, bool)
             and 0.0 <= self.drop_path_rate < 1.0,
             "drop_path_rate",
             f"expected a number in [0, 1), got {self.drop_path_rate!r}",
         )
         object.__setattr__(self, "drop_path_rate", float(self.drop_path_rate))
-        _check(isinstance(self.qkv_bias, bool), "qkv_bias", f"expected a bool, got {self.qkv_bias!r}")
+        _check(isinstance(self.qkv_bias, bool), "qkv_bias",
+               f"expected a bool, got {self.qkv_bias!r}")
         for name, allowed in (
             ("sampler", SAMPLERS),
             ("local_prop", LOCAL_PROPS),
@@ -156,7 +158,7 @@ class EdgeViTConfig:
         return out
 
     def to_json(self) -> str:
-        """Canonical JSON of the architecture: sorted keys, no label, so equal configs hash equal."""
+        """Canonical JSON of the architecture: sorted keys, no label; equal configs hash equal."""
         return json.dumps(self.identity_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod

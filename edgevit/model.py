@@ -77,9 +77,9 @@ class EdgeViT(nn.Module):
             in_chans, block_index = dim, block_index + depth
         self.stages = nn.Sequential(*stages)
         self.norm = nn.BatchNorm2d(self.num_features)
-        self.head = (
-            nn.Linear(self.num_features, config.num_classes) if config.num_classes else nn.Identity()
-        )
+        self.head: nn.Module = nn.Identity()
+        if config.num_classes:
+            self.head = nn.Linear(self.num_features, config.num_classes)
         self.apply(trunc_normal_init)
 
     def check_input(self, x: torch.Tensor) -> None:

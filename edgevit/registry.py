@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from timm.models import build_model_with_cfg
-from timm.models import register_model as timm_register_model
 from timm.models import is_model as timm_is_model
+from timm.models import register_model as timm_register_model
 
 from .ablations import ABLATIONS
 from .checkpoint import load_checkpoint

@@ -6,9 +6,8 @@ import re
 import tomllib
 
 import yaml
-from packaging.requirements import Requirement
-
 from conftest import REPO_ROOT
+from packaging.requirements import Requirement
 
 
 def pyproject_pins() -> dict[str, str]:
