@@ -36,13 +36,14 @@ def test_matches_brute_force(rows) -> None:
 
 
 def test_hypervolume_by_hand() -> None:
-    # minimisation of both, reference (4, 4): union of [1,4]x[3,4] and [2,4]x[1,4] = 3 + 6 = 8 - ...
+    # minimisation of both, reference (4, 4)
     points = np.array([[1.0, 3.0], [2.0, 1.0]])
     # area dominated: x in [1,2): y in [3,4) -> 1; x in [2,4): y in [1,4) -> 6; total 7
     assert hypervolume(points, ("min", "min"), (4, 4)) == pytest.approx(7.0)
     acc_lat = np.array([[0.9, 2.0]])  # accuracy ↑ latency ↓, reference (0.5, 4)
     assert hypervolume(acc_lat, ("max", "min"), (0.5, 4.0)) == pytest.approx(0.4 * 2.0)
-    curve = hypervolume_curve(np.array([[2.0, 1.0], [1.0, 3.0], [3.0, 3.0]]), ("min", "min"), (4, 4))
+    trials = np.array([[2.0, 1.0], [1.0, 3.0], [3.0, 3.0]])
+    curve = hypervolume_curve(trials, ("min", "min"), (4, 4))
     assert curve.tolist() == pytest.approx([6.0, 7.0, 7.0])
 
 
