@@ -119,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # Modules that contribute subcommands, each with `register(sub)`.
-COMMAND_MODULES: tuple[str, ...] = ("edgevit.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("edgevit.cli", "analysis.cli_cost", "analysis.cli_latency")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ LN_EPS_DEFAULT = 1e-5  # stems, LocalProp and SRA norms use nn.LayerNorm's defau
 
 def padded_size(size: int, multiple: int) -> int:
     """Smallest multiple of `multiple` that is ≥ `size`."""
-    return -(-size // multiple) * multiple
+    # (a + b - 1) // b rather than -(-a // b): traced into ONNX, integer division truncates
+    return (size + multiple - 1) // multiple * multiple
 
 
 def pad_map(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -139,7 +140,7 @@ class LocallyGroupedAttn(nn.Module):
         x = pad_map(x, s)
         gh, gw = x.shape[-2] // s, x.shape[-1] // s
         x = x.reshape(b, c, gh, s, gw, s).permute(0, 2, 4, 3, 5, 1)  # (B, gh, gw, s, s, C)
-        x = x.reshape(b * gh * gw, s * s, c)  # (B·windows, s², C)
+        x = x.reshape(b * gh * gw, s * s, c).contiguous()  # (B·windows, s², C), one layout
         qkv = self.qkv(x).reshape(x.shape[0], s * s, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·windows, heads, s², d)
         x = multi_head_attention(q, k, v, self.scale, self.fused_attn)
@@ -262,7 +263,8 @@ class GlobalSparseAttn(nn.Module):
         if self.rate > 1:
             x = self.sampler(pad_map(tokens_to_map(x, h, w), self.rate))  # (B, C, h', w')
             hs, ws = x.shape[-2:]
-            x = map_to_tokens(x)  # (B, h'·w', C)
+            # (B, h'·w', C), made contiguous so that qkv runs the same kernel for every h', w'
+            x = map_to_tokens(x).contiguous()
         qkv = self.qkv(x).reshape(b, -1, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N', d)
         x = multi_head_attention(q, k, v, self.scale, self.fused_attn)

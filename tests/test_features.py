@@ -15,8 +15,8 @@ def test_features_partition_macs_and_count_ops() -> None:
     index = {name: i for i, name in enumerate(FEATURE_NAMES)}
     for config, row in zip(configs, features):
         cost = model_cost(config, (160, 224))
-        macs = row[index["macs_dense"]] + row[index["macs_depthwise"]] + row[index["macs_attention"]]
-        assert macs == cost.macs
+        kinds = ("macs_dense", "macs_depthwise", "macs_attention")
+        assert sum(row[index[kind]] for kind in kinds) == cost.macs
         assert row[index["ops"]] == len(cost.ops)
         assert row[index["traffic"]] == sum(op.numel_in + op.numel_out for op in cost.ops)
         norms = cost.elementwise.get("layer_norm", 0) + cost.elementwise.get("batch_norm", 0)
