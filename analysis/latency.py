@@ -154,6 +154,7 @@ class LatencyResult:
     exporter: str | None = None  # ONNX exporter used (onnxruntime back-end)
     reference_latency_ms: float | None = None  # median of the interleaved reference model
     reference_config_json: str | None = None
+    reference_config_kind: str = "model"  # 'model' | 'block'
     ratio_cv: float | None = None  # cv of the per-run ratios model / reference
 
     @property
@@ -605,6 +606,7 @@ def _measure(targets: Sequence[Target], backend: str, threads: int,
     reference = dict(
         reference_latency_ms=summarize(times[1])[0],
         reference_config_json=targets[1].config_json,
+        reference_config_kind=targets[1].kind,
         ratio_cv=noise,
     ) if len(targets) > 1 else {}
     return LatencyResult(
@@ -702,7 +704,8 @@ def store_result(store: MeasurementStore, result: LatencyResult,
         config_hash = store.add_config(result.config_json, result.config_kind)
         reference_hash = None
         if result.reference_config_json is not None:
-            reference_hash = store.add_config(result.reference_config_json, "model")
+            reference_hash = store.add_config(result.reference_config_json,
+                                              result.reference_config_kind)
         elif result.reference_latency_ms is not None:
             raise ValueError("a relative result without a described reference cannot be stored")
         return store.add_measurement(

@@ -119,7 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # Modules that contribute subcommands, each with `register(sub)`.
-COMMAND_MODULES: tuple[str, ...] = ("edgevit.cli", "analysis.cli_cost", "analysis.cli_latency")
+COMMAND_MODULES: tuple[str, ...] = (
+    "edgevit.cli", "analysis.cli_cost", "analysis.cli_latency", "analysis.cli_predict",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
