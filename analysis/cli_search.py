@@ -1,0 +1,161 @@
+"""`edgevit search`, `edgevit pareto` and `edgevit demo` (the suite's main job)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from edgevit.cli import CliError, add_command
+
+from .experiment import (
+    WORKING_TUNERS,
+    in_private_netns,
+    private_netns_command,
+    warn_exposed,
+)
+
+RESULTS = Path("results")
+
+
+def _reexec_in_netns(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """Re-run this command inside a loopback-only network namespace, unless asked not to or
+    already there. Returns the child's exit status, or None to go on in this process."""
+    if args.expose or in_private_netns():
+        return None
+    command = private_netns_command([sys.executable, "-m", "edgevit.cli", *argv])
+    if command is None:
+        warn_exposed()
+        return None
+    return subprocess.run(command, env=os.environ.copy()).returncode
+
+
+def _search_settings(args: argparse.Namespace, predictor: Path):
+    from .experiment import SearchSettings
+
+    return SearchSettings(
+        predictor=predictor.resolve(), accuracy=args.accuracy, tuner=args.tuner,
+        max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,
+        scalarization=args.scalarization, macs_budget=args.macs_budget, port=args.port,
+        experiments_dir=Path(args.experiments_dir).resolve() if args.experiments_dir else None,
+    )
+
+
+def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
+            predictor: Path) -> dict:
+    from .search_report import front_table, write_report
+
+    summary = write_report(experiment_id, predictor_path=predictor, out_dir=args.out,
+                           experiments_dir=experiments_dir, macs_budget=args.macs_budget)
+    front = summary.pop("front")
+    if not args.json:
+        print(front_table(front, summary["accuracy_method"]))
+        if "hypervolume_ratio" in summary:
+            print(f"hypervolume: NNI front {summary['hypervolume']:.4g} / exhaustive front "
+                  f"{summary['exhaustive_hypervolume']:.4g} = {summary['hypervolume_ratio']:.1%}"
+                  f" ({summary['trials']} trials, {summary['space_size']:,} configs enumerated)")
+        else:
+            print(f"hypervolume {summary['hypervolume']:.4g}; {summary.get('exhaustive')}")
+        print(f"wrote {args.out}/trials.csv, front.csv, front.html, summary.json")
+    summary["experiment_dir"] = str(experiments_dir / experiment_id)
+    return summary
+
+
+def cmd_search(args: argparse.Namespace) -> dict:
+    code = _reexec_in_netns(args, args.argv)
+    if code is not None:
+        raise SystemExit(code)
+    from .experiment import run_search
+
+    predictor = Path(args.predictor)
+    if not predictor.is_file():
+        raise CliError(f"predictor file not found: {predictor} (run `edgevit calibrate` first)")
+    experiment_id, experiments_dir = run_search(_search_settings(args, predictor))
+    return _report(experiment_id, experiments_dir, args, predictor)
+
+
+def cmd_pareto(args: argparse.Namespace) -> dict:
+    from .search_report import write_report
+
+    summary = write_report(args.experiment, predictor_path=args.predictor, out_dir=args.out,
+                           experiments_dir=args.experiments_dir, method=args.accuracy,
+                           macs_budget=args.macs_budget)
+    summary.pop("front")
+    if not args.json:
+        print(f"{summary['front_size']} Pareto-optimal of {summary['trials']} trials; "
+              f"wrote {args.out}")
+    return summary
+
+
+def cmd_demo(args: argparse.Namespace) -> dict:
+    """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
+    code = _reexec_in_netns(args, args.argv)
+    if code is not None:
+        raise SystemExit(code)
+    from .calibration import calibrate
+    from .experiment import run_search
+    from .latency import Protocol
+    from .predictors import LatencyPredictor
+    from .store import MeasurementStore, canonical_json, device_fingerprint, sha256_hex
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictor_path = out / "predictor.json"
+    device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
+    reuse = False
+    if predictor_path.is_file():
+        try:
+            reuse = LatencyPredictor.load(predictor_path).device == device
+        except ValueError:
+            reuse = False
+    if reuse:
+        print(f"reusing the latency predictor {predictor_path} calibrated on {device}")
+    else:
+        print(f"calibrating a latency predictor on {device} ({args.budget} configs) ...")
+        predictors, report = calibrate(device=device, budget=args.budget, threads=2,
+                                       store=MeasurementStore(args.store), with_blocks=False,
+                                       protocol=Protocol(min_runs=10, min_time_s=0.4),
+                                       noise_repeats=5)
+        print(report.table())
+        predictors["features_gp"].save(predictor_path)
+    experiment_id, experiments_dir = run_search(_search_settings(args, predictor_path))
+    return _report(experiment_id, experiments_dir, args, predictor_path)
+
+
+def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
+    p.add_argument("--accuracy", default="proxy:params",
+                   help="accuracy objective: proxy:NAME | train:digits | train:PATH")
+    p.add_argument("--tuner", choices=WORKING_TUNERS, default="TPE")
+    p.add_argument("--trials", type=int, default=trials)
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scalarization", choices=("mnas", "tchebycheff"), default="mnas")
+    p.add_argument("--macs-budget", type=float, default=3e9)
+    p.add_argument("--port", type=int, default=8745)
+    p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
+    p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
+    p.add_argument("--expose", action="store_true",
+                   help="do not hide NNI's web UI in a private network namespace")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "search", cmd_search, "run the NNI search and write the Pareto front",
+                    model=False)
+    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    _search_options(p, trials=100)
+    p = add_command(sub, "pareto", cmd_pareto, "Pareto front of a finished NNI experiment",
+                    model=False)
+    p.add_argument("experiment", help="experiment id (or its folder / nni.sqlite)")
+    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    p.add_argument("--accuracy", default=None, help="accuracy method to keep (default: the one)")
+    p.add_argument("--experiments-dir", default=None)
+    p.add_argument("--macs-budget", type=float, default=None)
+    p.add_argument("--out", default=str(RESULTS))
+    p = add_command(sub, "demo", cmd_demo,
+                    "calibrate (or reuse) a predictor, run the NNI search, write results/",
+                    model=False)
+    _search_options(p, trials=60)
+    p.add_argument("--budget", type=int, default=40, help="calibration measurements")
+    p.add_argument("--store", default=None, help="measurement store")

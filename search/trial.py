@@ -1,0 +1,103 @@
+"""One NNI trial: decode the parameters, cost them exactly, predict latency, score accuracy.
+
+Runs alone too: outside an experiment `nni.get_next_parameter()` returns {} and the XXS
+preset's parameters are used. Reports `nni.report_final_result` with a dict holding `default`
+(the scalarised reward), `macs`, `params`, `latency_ms`, `accuracy`, the accuracy method's name,
+and the trial's own decoded config as JSON (`config`): NNI 3.0 can pair metrics with the wrong
+parameters, so the Pareto code trusts only this echo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import nni
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # the trial's working directory is a copy of search/
+    sys.path.insert(0, str(REPO_ROOT))
+
+import search_space  # noqa: E402
+from analysis.objectives import (  # noqa: E402
+    accuracy_objective,
+    draw_tchebycheff_weights,
+    mnas_reward,
+    tchebycheff_reward,
+)
+from analysis.predictors import LatencyPredictor  # noqa: E402
+from analysis.symbolic import model_cost  # noqa: E402
+from edgevit.registry import preset_config  # noqa: E402
+
+DEFAULT_MACS_BUDGET = 3_000_000_000
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictor", required=True, help="latency predictor JSON")
+    parser.add_argument("--accuracy", default="proxy:params",
+                        help="proxy:NAME | train:digits | train:PATH")
+    parser.add_argument("--macs-budget", type=float, default=DEFAULT_MACS_BUDGET,
+                        help="configs above this many MACs are rejected at once")
+    parser.add_argument("--scalarization", choices=("mnas", "tchebycheff"), default="mnas")
+    parser.add_argument("--target-ms", type=float, default=None,
+                        help="MnasNet latency target (default: the XXS preset's prediction)")
+    parser.add_argument("--mnas-w", type=float, default=-0.07)
+    parser.add_argument("--weights-seed", type=int, default=0,
+                        help="seed of the experiment's Tchebycheff weights")
+    parser.add_argument("--accuracy-range", type=float, nargs=2, default=None)
+    parser.add_argument("--latency-range-ms", type=float, nargs=2, default=None)
+    return parser.parse_args(argv)
+
+
+def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate one point of the search space; raises ValueError on a NaN or bad input."""
+    config = search_space.decode(params)
+    cost = model_cost(config)
+    result: dict[str, Any] = {
+        "macs": cost.macs, "params": cost.params, "accuracy_method": args.accuracy,
+        "config": config.to_json(), "rejected": False,
+    }
+    if cost.macs > args.macs_budget:
+        # a reward below every admissible one; the Pareto code skips rejected rows
+        return dict(result, default=-1.0, rejected=True, latency_ms=None, accuracy=None)
+    predictor = LatencyPredictor.load(args.predictor)
+    latency_ms = float(predictor.predict([config])[0])
+    accuracy = float(accuracy_objective(args.accuracy).evaluate(config))
+    for name, value in (("latency_ms", latency_ms), ("accuracy", accuracy)):
+        if not math.isfinite(value):
+            raise ValueError(f"trial objective {name} is {value}: not reported")
+    if latency_ms <= 0:
+        raise ValueError(f"predicted latency {latency_ms} ms is not positive")
+    if args.scalarization == "mnas":
+        target = args.target_ms
+        if target is None:
+            target = float(predictor.predict([preset_config("edgevit_xxs")])[0])
+        reward = mnas_reward(accuracy, latency_ms, target, args.mnas_w)
+    else:
+        if args.accuracy_range is None or args.latency_range_ms is None:
+            raise ValueError("tchebycheff needs --accuracy-range and --latency-range-ms")
+        reward = tchebycheff_reward(
+            accuracy, latency_ms, weights=draw_tchebycheff_weights(args.weights_seed),
+            accuracy_range=tuple(args.accuracy_range),
+            latency_range_ms=tuple(args.latency_range_ms),
+        )
+    return dict(result, default=float(reward), latency_ms=latency_ms, accuracy=accuracy)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    params = nni.get_next_parameter() or search_space.DEFAULT_SPACE.encode(
+        preset_config("edgevit_xxs"))
+    result = run_trial(params, args)
+    nni.report_final_result(result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
