@@ -82,19 +82,6 @@ def cmd_info(args: argparse.Namespace) -> dict:
     return result
 
 
-def cmd_demo(args: argparse.Namespace) -> dict:
-    """The main job. Until the search lands: the presets' parameters and stage shapes."""
-    from .config import PRESETS
-
-    results = {}
-    for name in PRESETS:
-        ns = argparse.Namespace(model=name, img_size=None, json=args.json)
-        results[name] = cmd_info(ns)
-        if not args.json:
-            print()
-    return results
-
-
 CommandFunc = Callable[[argparse.Namespace], dict]
 
 
@@ -115,12 +102,12 @@ def add_command(
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_command(sub, "info", cmd_info, "parameters and per-stage shapes of a model")
-    add_command(sub, "demo", cmd_demo, "the suite's main job", model=False)
 
 
 # Modules that contribute subcommands, each with `register(sub)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "edgevit.cli", "analysis.cli_cost", "analysis.cli_latency", "analysis.cli_predict",
+    "analysis.cli_accuracy", "analysis.cli_search",
 )
 
 
@@ -139,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-run a command elsewhere
     try:
         result = args.func(args)
     except (CliError, ValueError) as err:

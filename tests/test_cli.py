@@ -60,12 +60,11 @@ def test_malformed_and_impossible_config_files(tmp_path, capsys) -> None:
         assert code == 2 and message in err
 
 
-def test_console_script_demo_lists_presets() -> None:
+@pytest.mark.parametrize("name, params", [("edgevit_xxs", 4_067_704),
+                                          ("edgevit_xs", 6_770_056), ("edgevit_s", 13_108_168)])
+def test_console_script_info(name: str, params: int) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "edgevit.cli", "demo", "--json"],
+        [sys.executable, "-m", "edgevit.cli", "info", name, "--json"],
         capture_output=True, text=True, timeout=120, check=True,
     )
-    result = json.loads(proc.stdout)
-    assert {name: r["params"] for name, r in result.items()} == {
-        "edgevit_xxs": 4_067_704, "edgevit_xs": 6_770_056, "edgevit_s": 13_108_168
-    }
+    assert json.loads(proc.stdout)["params"] == params
