@@ -34,7 +34,10 @@ def _reexec_in_netns(args: argparse.Namespace, argv: list[str]) -> int | None:
 
 def _search_settings(args: argparse.Namespace, predictor: Path):
     from .experiment import SearchSettings
+    from .objectives import default_accuracy_method
 
+    if args.accuracy is None:
+        args.accuracy = default_accuracy_method()
     return SearchSettings(
         predictor=predictor.resolve(), accuracy=args.accuracy, tuner=args.tuner,
         max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,
@@ -125,8 +128,9 @@ def cmd_demo(args: argparse.Namespace) -> dict:
 
 
 def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
-    p.add_argument("--accuracy", default="proxy:params",
-                   help="accuracy objective: proxy:NAME | train:digits | train:PATH")
+    p.add_argument("--accuracy", default=None,
+                   help="accuracy objective: proxy:NAME | train:digits | train:PATH (default: "
+                        "the proxy study's pick, best per second of compute)")
     p.add_argument("--tuner", choices=WORKING_TUNERS, default="TPE")
     p.add_argument("--trials", type=int, default=trials)
     p.add_argument("--concurrency", type=int, default=2)

@@ -62,7 +62,7 @@ class SearchSettings:
     """What `run_search` needs to launch one experiment."""
 
     predictor: Path
-    accuracy: str = "proxy:params"
+    accuracy: str = "proxy:jacob_cov"  # callers pass default_accuracy_method()
     tuner: str = "TPE"
     max_trials: int = 60
     concurrency: int = 2

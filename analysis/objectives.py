@@ -21,6 +21,14 @@ from .symbolic import model_cost
 VECTORISED_PROXIES = ("params", "macs")
 
 
+def default_accuracy_method() -> str:
+    """The search's default: the method best per second of compute in the committed proxy
+    study (`analysis/data/accuracy_proxy_study.json`), by `accuracy.cheapest_comparable`."""
+    from .accuracy import cheapest_comparable, load_study
+
+    return "proxy:" + cheapest_comparable(load_study()["table"])["method"]
+
+
 @dataclass(frozen=True)
 class AccuracyObjective:
     """An accuracy method: a name for every output, and how to score configs."""

@@ -25,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:  # the trial's working directory is a copy of
 import search_space  # noqa: E402
 from analysis.objectives import (  # noqa: E402
     accuracy_objective,
+    default_accuracy_method,
     draw_tchebycheff_weights,
     mnas_reward,
     tchebycheff_reward,
@@ -39,8 +40,9 @@ DEFAULT_MACS_BUDGET = 3_000_000_000
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictor", required=True, help="latency predictor JSON")
-    parser.add_argument("--accuracy", default="proxy:params",
-                        help="proxy:NAME | train:digits | train:PATH")
+    parser.add_argument("--accuracy", default=None,
+                        help="proxy:NAME | train:digits | train:PATH (default: the proxy "
+                             "study's pick, best per second of compute)")
     parser.add_argument("--macs-budget", type=float, default=DEFAULT_MACS_BUDGET,
                         help="configs above this many MACs are rejected at once")
     parser.add_argument("--scalarization", choices=("mnas", "tchebycheff"), default="mnas")
@@ -57,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate one point of the search space; raises ValueError on a NaN or bad input."""
     config = search_space.decode(params)
+    if args.accuracy is None:
+        args.accuracy = default_accuracy_method()
     cost = model_cost(config)
     result: dict[str, Any] = {
         "macs": cost.macs, "params": cost.params, "accuracy_method": args.accuracy,

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT
 
 import edgevit
-from analysis.objectives import draw_tchebycheff_weights, mnas_reward, tchebycheff_reward
+from analysis.objectives import (
+    default_accuracy_method,
+    draw_tchebycheff_weights,
+    mnas_reward,
+    tchebycheff_reward,
+)
 from analysis.predictors import MacsLinear
 from analysis.symbolic import model_cost
-from conftest import REPO_ROOT
 from edgevit import EdgeViTConfig
 
 TRIAL = REPO_ROOT / "search" / "trial.py"
@@ -41,7 +46,7 @@ def test_trial_runs_alone_with_defaults(predictor) -> None:
     assert EdgeViTConfig.from_json(result["config"]) == xxs
     assert result["macs"] == 551_262_816 and result["params"] == 4_067_704
     assert result["latency_ms"] == pytest.approx(40.0 * 0.551262816 + 3.0)
-    assert result["accuracy_method"] == "proxy:params"
+    assert result["accuracy_method"] == default_accuracy_method() == "proxy:jacob_cov"
     assert result["default"] == pytest.approx(result["accuracy"])  # at the target: reward = acc
 
 
@@ -85,7 +90,8 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "edgevit.cli", "search", "--predictor", str(predictor),
-         "--trials", "6", "--concurrency", "2", "--out", str(out), "--port", "8761",
+         "--accuracy", "proxy:params", "--trials", "6", "--concurrency", "2",
+         "--out", str(out), "--port", "8761",
          "--experiments-dir", str(tmp_path / "nni"), "--json"],
         capture_output=True, text=True, timeout=600,
     )
