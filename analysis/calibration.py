@@ -144,6 +144,7 @@ def calibrate(
               for name, p in predictors.items()}
 
     noise: dict[str, float] = {}
+    again = None
     if noise_repeats > 0:
         repeat = test_configs[:noise_repeats]
         again = normalised_frame(
@@ -157,6 +158,7 @@ def calibrate(
         reference_latency_ms=float(np.median(frame["reference_latency_ms"])), scores=scores,
         noise_floor=noise, seconds=time.monotonic() - started,
         noisy_measurements=int(frame["flagged_noisy"].sum()),
+        extra={"train": train, "test": test, "blocks": blocks, "repeat": again},
     )
     return predictors, report
 
