@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +162,21 @@ def calibrate(
         extra={"train": train, "test": test, "blocks": blocks, "repeat": again},
     )
     return predictors, report
+
+
+COMMITTED_MEASUREMENTS = Path(__file__).resolve().parent / "data" / "latency_cpu.csv"
+
+
+def committed_predictor(kind: str = "features_gp",
+                        path: Path = COMMITTED_MEASUREMENTS) -> LatencyPredictor:
+    """A predictor fitted on the training rows measured by `benchmarks/latency_predictors.py`
+    on the development CPU (committed), for notebooks and benchmarks that must not time."""
+    frame = pd.read_csv(path)
+    train = frame[frame["split"] == "train"]
+    predictors = fit_all(train, frame[frame["split"] == "blocks"])
+    predictor = predictors[kind]
+    predictor.device = "development-cpu"
+    return predictor
 
 
 def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
