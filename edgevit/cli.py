@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # Modules that contribute subcommands, each with `register(sub)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "edgevit.cli", "analysis.cli_cost", "analysis.cli_latency", "analysis.cli_predict",
-    "analysis.cli_accuracy", "analysis.cli_search",
+    "analysis.cli_accuracy", "analysis.cli_search", "analysis.cli_paper",
 )
 
 
