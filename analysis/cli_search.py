@@ -51,10 +51,16 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
     from .search_report import front_table, write_report
 
     summary = write_report(experiment_id, predictor_path=predictor, out_dir=args.out,
-                           experiments_dir=experiments_dir, macs_budget=args.macs_budget)
+                           experiments_dir=experiments_dir, macs_budget=args.macs_budget,
+                           measure=args.measure_front)
     front = summary.pop("front")
     if not args.json:
         print(front_table(front, summary["accuracy_method"]))
+        if "measured_front" in summary:
+            m = summary["measured_front"]
+            print(f"front measured for real (latency relative to edgevit_xxs): predicted vs "
+                  f"measured MAPE {m['mape']:.1%}, {m['within_10']:.0%} within ±10 %, "
+                  f"Kendall τ {m['kendall_tau']:.2f}")
         if "hypervolume_ratio" in summary:
             print(f"hypervolume: NNI front {summary['hypervolume']:.4g} / exhaustive front "
                   f"{summary['exhaustive_hypervolume']:.4g} = {summary['hypervolume_ratio']:.1%}"
@@ -84,7 +90,7 @@ def cmd_pareto(args: argparse.Namespace) -> dict:
 
     summary = write_report(args.experiment, predictor_path=args.predictor, out_dir=args.out,
                            experiments_dir=args.experiments_dir, method=args.accuracy,
-                           macs_budget=args.macs_budget)
+                           macs_budget=args.macs_budget, measure=args.measure_front)
     summary.pop("front")
     if not args.json:
         print(f"{summary['front_size']} Pareto-optimal of {summary['trials']} trials; "
@@ -124,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         print(report.table())
         predictors["features_gp"].save(predictor_path)
     experiment_id, experiments_dir = run_search(_search_settings(args, predictor_path))
+    args.measure_front = True  # the demo closes the loop: the front is timed for real
     return _report(experiment_id, experiments_dir, args, predictor_path)
 
 
@@ -142,6 +149,8 @@ def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
     p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
     p.add_argument("--expose", action="store_true",
                    help="do not hide NNI's web UI in a private network namespace")
+    p.add_argument("--measure-front", action="store_true",
+                   help="time the front's configs for real: predicted vs measured")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -157,6 +166,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiments-dir", default=None)
     p.add_argument("--macs-budget", type=float, default=None)
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--measure-front", action="store_true",
+                   help="time the front's configs for real: predicted vs measured")
     p = add_command(sub, "demo", cmd_demo,
                     "calibrate (or reuse) a predictor, run the NNI search, write results/",
                     model=False)

@@ -147,7 +147,8 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame, method: str,
 
 def write_report(experiment: str, *, predictor_path: str | Path, out_dir: str | Path,
                  method: str | None = None, experiments_dir: str | Path | None = None,
-                 macs_budget: float | None = None) -> dict:
+                 macs_budget: float | None = None, measure: bool = False,
+                 threads: int = 2) -> dict:
     """Front CSV + HTML under `out_dir`; returns the summary (hypervolumes, front size, ...)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,12 +186,40 @@ def write_report(experiment: str, *, predictor_path: str | Path, out_dir: str | 
                "pareto", "config"]
     trials[columns].to_csv(out / "trials.csv", index=False)
     front = trials[trials["pareto"]].sort_values("latency_ms")
+    if measure:
+        front = measure_front(front, predictor, threads=threads)
+        summary["measured_front"] = front.attrs["score"]
+        columns += ["predicted_ratio", "measured_ratio", "measured_latency_ms", "flagged_noisy"]
     front[columns].to_csv(out / "front.csv", index=False)
     front_figure(trials, presets, method, exhaustive).write_html(out / "front.html",
                                                                  include_plotlyjs="cdn")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     summary["front"] = front
     return summary
+
+
+def measure_front(front: pd.DataFrame, predictor: LatencyPredictor, *, threads: int = 2,
+                  reference: str = "edgevit_xxs", progress: bool = True) -> pd.DataFrame:
+    """Close the loop: time the front's configs for real, interleaved with the reference, and
+    set predicted against measured latency *relative to the reference* (drift-free on both
+    sides: the prediction is divided by the reference's prediction)."""
+    from .latency import Protocol, measure_many
+    from .predictors import score
+
+    configs = list(configs_of(front))
+    results = measure_many(configs, threads=threads, img_size=predictor.img_size,
+                           reference=preset_config(reference),
+                           protocol=Protocol(min_runs=10, min_time_s=0.3), progress=progress)
+    reference_ms = float(predictor.predict([preset_config(reference)])[0])
+    out = front.assign(
+        measured_ratio=[r.ratio for r in results],
+        predicted_ratio=predictor.predict(configs) / reference_ms,
+        measured_latency_ms=[r.latency_ms for r in results],
+        flagged_noisy=[r.flagged_noisy for r in results],
+    )
+    out.attrs["score"] = score(out["predicted_ratio"].to_numpy(),
+                               out["measured_ratio"].to_numpy()).as_dict()
+    return out
 
 
 def front_table(front: pd.DataFrame, method: str) -> str:

@@ -91,7 +91,7 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "edgevit.cli", "search", "--predictor", str(predictor),
          "--accuracy", "proxy:params", "--trials", "6", "--concurrency", "2",
-         "--out", str(out), "--port", "8761",
+         "--out", str(out), "--port", "8761", "--measure-front",
          "--experiments-dir", str(tmp_path / "nni"), "--json"],
         capture_output=True, text=True, timeout=600,
     )
@@ -102,5 +102,8 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     for _, row in trials.iterrows():  # every echoed config is the one that was costed
         assert model_cost(EdgeViTConfig.from_json(row["config"])).macs == row["macs"]
     assert (out / "front.html").stat().st_size > 1000
+    front = pd.read_csv(out / "front.csv")
+    assert len(front) == summary["front_size"] and (front["measured_ratio"] > 0).all()
+    assert set(summary["measured_front"]) >= {"mape", "within_10", "kendall_tau"}
     assert 0 < summary["hypervolume_ratio"] <= 1.0 + 1e-9
     assert "127.0.0.1" in proc.stderr + proc.stdout or "private" not in proc.stderr
