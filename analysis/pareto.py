@@ -110,11 +110,14 @@ def read_nni_trials(experiment: str, experiments_dir: str | Path | None = None) 
     Results without an echo are dropped and counted in `frame.attrs["dropped"]`.
     """
     path = nni_database(experiment, experiments_dir)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT timestamp, trialJobId, parameterId, data FROM MetricData "
-            "WHERE type = 'FINAL' ORDER BY timestamp"
-        ).fetchall()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT timestamp, trialJobId, parameterId, data FROM MetricData "
+                "WHERE type = 'FINAL' ORDER BY timestamp"
+            ).fetchall()
+    except sqlite3.DatabaseError as err:
+        raise ValueError(f"{path} is not a readable NNI experiment database: {err}") from None
     records, dropped = [], 0
     for timestamp, trial_id, parameter_id, data in rows:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,11 @@ from pathlib import Path
 from .config import EdgeViTConfig
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 class CliError(Exception):
@@ -130,8 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except (CliError, ValueError) as err:
-        print(f"edgevit {args.command}: error: {err}", file=sys.stderr)
+        print(f"edgevit {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # unreadable files, full disks, refused ports
+        print(f"edgevit {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:
+        if os.environ.get("EDGEVIT_DEBUG"):
+            raise
+        print(f"edgevit {args.command}: internal error ({type(err).__name__}): {_one_line(err)}"
+              " — set EDGEVIT_DEBUG=1 for the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
     if args.json:
         print(json.dumps(result, indent=None, sort_keys=True))
     return 0
