@@ -54,12 +54,19 @@ def multi_head_attention(
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a N×C×H×W map."""
+    """LayerNorm over the channels of a N×C×H×W map.
+
+    The output keeps the input's memory format: a channels-last map (physically B×H×W×C, as a
+    fused model runs it) is normalised through its (B, H, W, C) view without any copy.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C): a view, contiguous when x is channels-last
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2).contiguous()
+        x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
+        return x.contiguous(memory_format=torch.channels_last if channels_last
+                            else torch.contiguous_format)
 
 
 class Stem(nn.Module):
@@ -154,6 +161,8 @@ class LocalAgg(nn.Module):
 
     x + dw3×3(x);  x + mixer(BN(x));  x + ConvMlp(BN(x)).
     `mixer_layer` is `ConvMixer` (the release: pw -> dw k×k -> pw) or `LocallyGroupedAttn`.
+    `pos_embed_folded` (set by `edgevit.fuse`): the identity of `x + dw3×3(x)` lives in the
+    depthwise kernel's centre tap, so the position encoding is one convolution.
     """
 
     def __init__(
@@ -174,9 +183,10 @@ class LocalAgg(nn.Module):
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = ConvMlp(dim=dim, hidden=mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.pos_embed_folded = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos_embed(x)
+        x = self.pos_embed(x) if self.pos_embed_folded else x + self.pos_embed(x)
         x = x + self.drop_path(self.mixer(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -219,10 +229,29 @@ class BilinearProp(nn.Module):
 
 
 class DeconvProp(nn.ConvTranspose2d):
-    """The release's LocalProp: depthwise ConvTranspose2d(kernel=r, stride=r)."""
+    """The release's LocalProp: depthwise ConvTranspose2d(kernel=r, stride=r).
+
+    Kernel = stride, so the r×r output windows do not overlap: output pixel (i·r + a, j·r + b)
+    of channel c is x[c, i, j] · weight[c, 0, a, b] + bias[c]. `edgevit.fuse` stores the
+    weight as `broadcast_weight` (r, 1, r, C), a buffer outside the state_dict, and the
+    forward then computes that broadcast multiply-add, written channels-last, instead of
+    running the transposed-convolution kernel.
+    """
+
+    broadcast_weight: torch.Tensor | None
 
     def __init__(self, *, dim: int, rate: int) -> None:
         super().__init__(dim, dim, rate, stride=rate, groups=dim)
+        self.register_buffer("broadcast_weight", None, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.broadcast_weight is None:
+            return super().forward(x)
+        b, c, hs, ws = x.shape
+        r = self.stride[0]
+        x = x.permute(0, 2, 3, 1)[:, :, None, :, None, :]  # (B, h', 1, w', 1, C)
+        x = torch.addcmul(self.bias, x, self.broadcast_weight)  # (B, h', r, w', r, C)
+        return x.reshape(b, hs * r, ws * r, c).permute(0, 3, 1, 2)  # (B, C, h'·r, w'·r)
 
 
 LOCAL_PROP_LAYERS: dict[str, type[nn.Module]] = {"deconv": DeconvProp, "bilinear": BilinearProp}
@@ -234,7 +263,14 @@ class GlobalSparseAttn(nn.Module):
     With r > 1: pad to a multiple of r, sample one token per r×r window, q/k/v and attention on
     the h'·w' = ⌈h/r⌉·⌈w/r⌉ delegates, LocalProp back to the padded map, crop, LayerNorm, proj.
     With r = 1: plain multi-head self-attention over all tokens.
+
+    `delegate_norm` (set by `edgevit.fuse` for the top-left sampler): the block's pre-attention
+    LayerNorm, moved here to run on the h'·w' delegates instead of all h·w tokens (a per-token
+    norm commutes with picking tokens); the map is then not padded either, since the top-left
+    pixel of every window lies inside the unpadded map.
     """
+
+    delegate_norm: nn.Module | None
 
     def __init__(
         self,
@@ -257,14 +293,20 @@ class GlobalSparseAttn(nn.Module):
             self.sampler = Sampler(kind=sampler, rate=rate)
             self.local_prop = LOCAL_PROP_LAYERS[local_prop](dim=dim, rate=rate)
             self.norm = nn.LayerNorm(dim, eps=LN_EPS_DEFAULT)
+        self.delegate_norm = None
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         b, n, c = x.shape
         if self.rate > 1:
-            x = self.sampler(pad_map(tokens_to_map(x, h, w), self.rate))  # (B, C, h', w')
+            x = tokens_to_map(x, h, w)
+            if self.delegate_norm is None:
+                x = pad_map(x, self.rate)
+            x = self.sampler(x)  # (B, C, h', w')
             hs, ws = x.shape[-2:]
             # (B, h'·w', C), made contiguous so that qkv runs the same kernel for every h', w'
             x = map_to_tokens(x).contiguous()
+        if self.delegate_norm is not None:
+            x = self.delegate_norm(x)
         qkv = self.qkv(x).reshape(b, -1, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N', d)
         x = multi_head_attention(q, k, v, self.scale, self.fused_attn)
@@ -320,6 +362,7 @@ class GlobalBlock(nn.Module):
     """The transformer half of an LGL block, on maps in and out (token form inside).
 
     x + dw3×3(x);  x + attn(LN(x));  x + Mlp(LN(x)).
+    `pos_embed_folded` as in `LocalAgg`. A channels-last map's token form is a view.
     """
 
     def __init__(
@@ -349,9 +392,10 @@ class GlobalBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
         self.mlp = Mlp(dim=dim, hidden=mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.pos_embed_folded = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos_embed(x)
+        x = self.pos_embed(x) if self.pos_embed_folded else x + self.pos_embed(x)
         b, c, h, w = x.shape
         x = map_to_tokens(x)  # (B, N, C)
         x = x + self.drop_path(self.attn(self.norm1(x), h, w))

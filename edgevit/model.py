@@ -80,6 +80,7 @@ class EdgeViT(nn.Module):
         self.head: nn.Module = nn.Identity()
         if config.num_classes:
             self.head = nn.Linear(self.num_features, config.num_classes)
+        self.channels_last = False  # run on channels-last maps (set by `fuse`)
         self.apply(trunc_normal_init)
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -102,6 +103,8 @@ class EdgeViT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """B×C×H×W image -> B×widths[-1]×⌊H/32⌋×⌊W/32⌋ map after the final BatchNorm."""
         self.check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.norm(self.stages(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -126,6 +129,37 @@ class EdgeViT(nn.Module):
             if hasattr(module, "fused_attn"):
                 module.fused_attn = enable
         return self
+
+    def fuse(self) -> EdgeViT:
+        """Rewrite this model in place into its fast inference form (eval mode only) and return
+        it: BatchNorms folded into convolutions, channels-last maps, SDPA, ... (`edgevit.fuse`).
+
+        Outputs stay equal to float32 rounding. The fused model cannot be trained and its
+        `state_dict()` differs from the faithful one; to undo, load the original weights into
+        a fresh `EdgeViT(model.config)`.
+        """
+        from .fuse import fuse_model
+
+        return fuse_model(self)
+
+    @property
+    def is_fused(self) -> bool:
+        """Whether `fuse()` has rewritten this model."""
+        from .fuse import is_fused
+
+        return is_fused(self)
+
+    def train(self, mode: bool = True) -> EdgeViT:
+        if mode and self.is_fused:
+            raise RuntimeError("a fused EdgeViT is for inference only; build a fresh model and "
+                               "load the unfused weights to train")
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        if self.is_fused:
+            raise RuntimeError("cannot load weights into a fused EdgeViT: load them into a fresh "
+                               "EdgeViT(config), then call fuse()")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def get_classifier(self) -> nn.Module:
         return self.head

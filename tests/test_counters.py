@@ -385,9 +385,9 @@ PRESET_FVCORE_MACS = {  # the paper's "GFLOPs" 0.6 / 1.1 / 1.9
     "edgevit_s": 1_923_271_008,
 }
 PRESET_PTFLOPS_MACS = {  # (backend pytorch, backend aten)
-    "edgevit_xxs": (548_709_544, 556_076_008),
-    "edgevit_xs": (1_126_289_752, 1_134_533_512),
-    "edgevit_s": (1_903_442_296, 1_920_995_272),
+    "edgevit_xxs": (548_709_544, 556_203_016),
+    "edgevit_xs": (1_126_289_752, 1_134_724_024),
+    "edgevit_s": (1_903_442_296, 1_921_312_792),
 }
 
 
