@@ -152,7 +152,9 @@ def calibrate(
             measure_many(repeat, threads=threads, img_size=img_size,
                          reference=preset_config(REFERENCE_MODEL), protocol=protocol,
                          progress=progress), "model")
-        noise = score(again["latency_ms"].to_numpy(), measured[: len(repeat)]).as_dict()
+        # ratios, not normalised ms: each sweep normalises by its own median reference
+        first = test["ratio"].to_numpy()[: len(repeat)]
+        noise = score(again["ratio"].to_numpy(), first).as_dict()
 
     report = CalibrationReport(
         device=device, img_size=tuple(img_size), train_count=len(train), test_count=test_count,
