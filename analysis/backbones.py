@@ -22,9 +22,7 @@ latency CSV schema (`load_energy_csv`); no energy is ever made up.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import os
 import statistics
@@ -37,12 +35,11 @@ import torch
 from torch import nn
 
 from .latency import (
-    CSV_OPTIONAL,
-    CSV_REQUIRED,
     Protocol,
     _parse_csv_row,  # the latency CSV's row checks, shared so both imports validate alike
     _torch_threads,
     measure_relative,
+    open_measurement_csv,
 )
 from .paper_tables import PaperTable, efficiency_pct_per_mj, load_paper_tables
 
@@ -364,16 +361,7 @@ def load_energy_csv(path: str | os.PathLike[str],
     device's energy (None where the row has no energy)."""
     tables = load_paper_tables() if tables is None else tables
     ids = _backbone_ids()
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    missing = [c for c in CSV_REQUIRED if c not in header]
-    unknown = [c for c in header if c not in CSV_REQUIRED + CSV_OPTIONAL]
-    if missing or unknown:
-        raise ValueError(f"{path}: header {header}: missing {missing}, unknown {unknown}")
+    reader = open_measurement_csv(path)
     rows, problems = [], []
     for number, raw in enumerate(reader, start=1):
         values, row_problems = _parse_csv_row(raw, ids.__contains__, {})

@@ -882,16 +882,8 @@ def _parse_csv_row(row: dict[str | None, Any], known: Callable[[str], bool],
     return values, problems
 
 
-def import_csv(
-    path: str | os.PathLike[str],
-    store: MeasurementStore,
-    manifest: str | os.PathLike[str] | dict[str, Any] | None = None,
-) -> int:
-    """Store a CSV of measurements from external devices (schema in the module docstring);
-    returns the number of rows stored. Everything is validated first; any problem raises
-    ValueError naming the rows and nothing from the file is stored."""
-    entries = load_manifest(manifest) if manifest is not None else {}
-    shapes = {config_id: entry["input_shape"] for config_id, entry in entries.items()}
+def open_measurement_csv(path: str | os.PathLike[str]) -> csv.DictReader:
+    """A reader over a measurement CSV whose header was checked against the schema."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -904,6 +896,20 @@ def import_csv(
         raise ValueError(f"{path}: header {header}: missing {missing}, unknown {unknown} "
                          f"(columns: {', '.join(CSV_REQUIRED)}, optional {CSV_OPTIONAL[0]}); "
                          "nothing stored")
+    return reader
+
+
+def import_csv(
+    path: str | os.PathLike[str],
+    store: MeasurementStore,
+    manifest: str | os.PathLike[str] | dict[str, Any] | None = None,
+) -> int:
+    """Store a CSV of measurements from external devices (schema in the module docstring);
+    returns the number of rows stored. Everything is validated first; any problem raises
+    ValueError naming the rows and nothing from the file is stored."""
+    entries = load_manifest(manifest) if manifest is not None else {}
+    shapes = {config_id: entry["input_shape"] for config_id, entry in entries.items()}
+    reader = open_measurement_csv(path)
 
     def known(config_id: str) -> bool:
         return config_id in entries or store.has_config(config_id)
