@@ -152,9 +152,11 @@ def calibrate(
             measure_many(repeat, threads=threads, img_size=img_size,
                          reference=preset_config(REFERENCE_MODEL), protocol=protocol,
                          progress=progress), "model")
-        # ratios, not normalised ms: each sweep normalises by its own median reference
-        first = test["ratio"].to_numpy()[: len(repeat)]
-        noise = score(again["ratio"].to_numpy(), first).as_dict()
+        # on ratios, not each sweep's own normalised ms (the reference drifts between sweeps),
+        # expressed in ms at this sweep's median reference
+        reference_ms = float(np.median(frame["reference_latency_ms"]))
+        first = test["ratio"].to_numpy()[: len(repeat)] * reference_ms
+        noise = score(again["ratio"].to_numpy() * reference_ms, first).as_dict()
 
     report = CalibrationReport(
         device=device, img_size=tuple(img_size), train_count=len(train), test_count=test_count,
