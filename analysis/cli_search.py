@@ -20,16 +20,16 @@ from .experiment import (
 RESULTS = Path("results")
 
 
-def _reexec_in_netns(args: argparse.Namespace, argv: list[str]) -> int | None:
+def _rerun_in_private_netns(args: argparse.Namespace) -> None:
     """Re-run this command inside a loopback-only network namespace, unless asked not to or
-    already there. Returns the child's exit status, or None to go on in this process."""
+    already there; when it ran there, exit with its status. Returns to go on in this process."""
     if args.expose or in_private_netns():
-        return None
-    command = private_netns_command([sys.executable, "-m", "edgevit.cli", *argv])
+        return
+    command = private_netns_command([sys.executable, "-m", "edgevit.cli", *args.argv])
     if command is None:
         warn_exposed()
-        return None
-    return subprocess.run(command, env=os.environ.copy()).returncode
+        return
+    raise SystemExit(subprocess.run(command, env=os.environ.copy()).returncode)
 
 
 def _search_settings(args: argparse.Namespace, predictor: Path):
@@ -73,9 +73,7 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
 
 
 def cmd_search(args: argparse.Namespace) -> dict:
-    code = _reexec_in_netns(args, args.argv)
-    if code is not None:
-        raise SystemExit(code)
+    _rerun_in_private_netns(args)
     from .experiment import run_search
 
     predictor = Path(args.predictor)
@@ -100,9 +98,7 @@ def cmd_pareto(args: argparse.Namespace) -> dict:
 
 def cmd_demo(args: argparse.Namespace) -> dict:
     """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
-    code = _reexec_in_netns(args, args.argv)
-    if code is not None:
-        raise SystemExit(code)
+    _rerun_in_private_netns(args)
     from .calibration import calibrate
     from .experiment import run_search
     from .latency import Protocol
