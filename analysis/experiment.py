@@ -73,6 +73,7 @@ class SearchSettings:
     experiments_dir: Path | None = None
     timeout_s: float = 1800.0
     extra_trial_args: tuple[str, ...] = ()
+    allow_any_tuner: bool = False  # run a tuner known to fail here (to see how it fails)
 
     def trial_command(self) -> str:
         """The trial command line. Fixed by us, never built from trial parameters."""
@@ -85,8 +86,8 @@ class SearchSettings:
         return shlex.join(parts)
 
 
-def _tuner_config(name: str, seed: int) -> tuple[str, dict]:
-    if name not in WORKING_TUNERS:
+def _tuner_config(name: str, seed: int, allow_any: bool = False) -> tuple[str, dict]:
+    if name not in WORKING_TUNERS and not allow_any:
         raise ValueError(f"tuner {name!r}: use one of {WORKING_TUNERS} (GP, Metis and PBT fail "
                          "on this space in NNI 3.0, Hyperband crashes, Anneal/SMAC/BOHB need "
                          "extra packages)")
@@ -97,6 +98,8 @@ def _tuner_config(name: str, seed: int) -> tuple[str, dict]:
         args["seed"] = seed
     if name == "Evolution":
         args["population_size"] = 16
+    if name == "Hyperband":
+        args.update(optimize_mode="maximize", R=10, eta=3)
     return name, args
 
 
@@ -129,7 +132,8 @@ def run_search(settings: SearchSettings) -> tuple[str, Path]:
     config.trial_concurrency = settings.concurrency
     config.max_trial_number = settings.max_trials
     config.experiment_working_directory = str(experiments_dir)
-    config.tuner.name, config.tuner.class_args = _tuner_config(settings.tuner, settings.seed)
+    config.tuner.name, config.tuner.class_args = _tuner_config(
+        settings.tuner, settings.seed, settings.allow_any_tuner)
     config.training_service.use_active_gpu = False
     experiment.start(settings.port, debug=False)
     experiment_dir = experiments_dir / experiment.id
@@ -139,7 +143,12 @@ def run_search(settings: SearchSettings) -> tuple[str, Path]:
             while True:
                 time.sleep(1.0)
                 status = experiment.get_status()
-                jobs = experiment.list_trial_jobs()
+                try:
+                    jobs = experiment.list_trial_jobs()
+                except (TypeError, KeyError, ValueError) as err:  # e.g. Hyperband, nni#5263
+                    raise ExperimentError(
+                        f"NNI cannot read the trials of the {settings.tuner} tuner ({err}); "
+                        "dispatcher log:\n" + dispatcher_log(experiment_dir)[-4000:]) from None
                 done = sum(job.status in ("SUCCEEDED", "FAILED", "USER_CANCELED",
                                           "SYS_CANCELED", "EARLY_STOPPED") for job in jobs)
                 bar.update(done - bar.n)

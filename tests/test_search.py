@@ -107,3 +107,28 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     assert set(summary["measured_front"]) >= {"mape", "within_10", "kendall_tau"}
     assert 0 < summary["hypervolume_ratio"] <= 1.0 + 1e-9
     assert "127.0.0.1" in proc.stderr + proc.stdout or "private" not in proc.stderr
+
+
+def test_a_broken_tuner_fails_loudly(tmp_path, predictor) -> None:
+    """NNI 3.0's Hyperband breaks the trial listing (nni#5263): the run must stop with a clear
+    ExperimentError, not hang in RUNNING or die with NNI's own TypeError."""
+    import os
+
+    from analysis.experiment import private_netns_command
+
+    script = tmp_path / "hyperband.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from analysis.experiment import ExperimentError, SearchSettings, run_search\n"
+        f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
+        f" tuner='Hyperband', max_trials=4, port=8793, timeout_s=180, allow_any_tuner=True,"
+        f" experiments_dir=Path({str(tmp_path / 'nni')!r}))\n"
+        "try:\n    run_search(settings)\nexcept ExperimentError as err:\n"
+        "    print('EXPERIMENT ERROR:', str(err).splitlines()[0])\n    raise SystemExit(3)\n"
+    )
+    command = [sys.executable, str(script)]
+    command = private_netns_command(command) or command
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=400,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "EXPERIMENT ERROR:" in proc.stdout and "Hyperband" in proc.stdout
