@@ -132,3 +132,47 @@ def test_a_broken_tuner_fails_loudly(tmp_path, predictor) -> None:
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "EXPERIMENT ERROR:" in proc.stdout and "Hyperband" in proc.stdout
+
+
+def test_failing_trials_are_failed_and_the_experiment_goes_on(tmp_path) -> None:
+    """A predictor that cannot price most configs (a block table holding only XXS's blocks)
+    makes those trials raise: each must end FAILED with its traceback in the trial's log while
+    the experiment runs on to its budget."""
+    import os
+    import sqlite3
+
+    from analysis.experiment import private_netns_command
+    from analysis.latency import model_blocks
+    from analysis.predictors import BlockTable
+
+    xxs = edgevit.preset_config("edgevit_xxs")
+    rows = [{"config_json": b.to_json(), "config_kind": "block", "input_h": b.h,
+             "input_w": b.w, "latency_ms": 1.0} for b in model_blocks(xxs, (224, 224))]
+    predictor = tmp_path / "table.json"
+    BlockTable().fit(pd.DataFrame(rows)).save(predictor)
+    script = tmp_path / "failing.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from analysis.experiment import SearchSettings, run_search\n"
+        f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
+        f" tuner='Random', max_trials=4, concurrency=2, port=8794, timeout_s=300,"
+        f" experiments_dir=Path({str(tmp_path / 'nni')!r}))\n"
+        "print('EXPERIMENT', run_search(settings)[0])\n"
+    )
+    command = [sys.executable, str(script)]
+    command = private_netns_command(command) or command
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=400,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    experiment_id = proc.stdout.split("EXPERIMENT")[-1].split()[0]
+    database = tmp_path / "nni" / experiment_id / "db" / "nni.sqlite"
+    with sqlite3.connect(database) as db:
+        events = db.execute("SELECT trialJobId, event, logPath FROM TrialJobEvent").fetchall()
+    ended = {trial: event for trial, event, _ in events if event in ("SUCCEEDED", "FAILED")}
+    assert len(ended) == 4  # the budget ran out; a failure did not stop the experiment
+    failed = [trial for trial, event in ended.items() if event == "FAILED"]
+    assert failed
+    logs = {trial: path for trial, _, path in events if path}
+    for trial in failed:
+        stderr = Path(logs[trial].replace("file://localhost:", "")) / "trial.stderr"
+        assert "block table lacks" in stderr.read_text() and "Traceback" in stderr.read_text()
