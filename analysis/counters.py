@@ -1069,6 +1069,14 @@ def _twice_in(*classes: type, per: Callable[[OpCall], int]) -> Callable[[OpCall]
 _DATA_MOVEMENT_RULE = Rule("0 (data movement)", _zero)
 _UNSUPPORTED = "0 (unsupported op, listed in uncounted_ops)"
 
+# Elementwise and pooling calls that the aten-level counters (ptflops-aten, torch) give 0.
+_ELEMENTWISE_APIS = (
+    "Tensor.softmax", "F.softmax", "F.gelu", "F.layer_norm", "F.batch_norm",
+    "F.avg_pool2d", "F.max_pool2d", "F.adaptive_avg_pool2d", "Tensor.mean",
+    "F.interpolate", "Tensor.__add__", "Tensor.add", "torch.add", "Tensor.__mul__",
+    "Tensor.mul", "torch.mul",
+)
+
 RULES: dict[str, dict[str, Rule]] = {
     "fvcore": {
         "F.conv2d": Rule("B·prod(w)·H_out·W_out; bias ignored", _conv),
@@ -1156,12 +1164,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "F.scaled_dot_product_attention": Rule("0 when the CPU flash kernel runs (not mapped); "
                                                "the math fallback (e.g. d_v ≠ d) runs bmm's: "
                                                "B·h·Nq·Nk·(d + d_v)", _aten_sdpa),
-        **{api: Rule("0 (no mapping)", _zero) for api in (
-            "Tensor.softmax", "F.softmax", "F.gelu", "F.layer_norm", "F.batch_norm",
-            "F.avg_pool2d", "F.max_pool2d", "F.adaptive_avg_pool2d", "Tensor.mean",
-            "F.interpolate", "Tensor.__add__", "Tensor.add", "torch.add", "Tensor.__mul__",
-            "Tensor.mul", "torch.mul",
-        )},
+        **{api: Rule("0 (no mapping)", _zero) for api in _ELEMENTWISE_APIS},
     },
     "torch": {
         "F.conv2d": Rule("(2·)B·prod(w)·H_out·W_out; bias ignored", _conv),
@@ -1175,12 +1178,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "F.scaled_dot_product_attention": Rule("(2·)B·h·Nq·Nk·(d + d_v): the registered formula "
                                                "for the CPU flash kernel (0 without it), bmm's "
                                                "of the math fallback", _sdpa),
-        **{api: Rule("0 (no formula)", _zero) for api in (
-            "Tensor.softmax", "F.softmax", "F.gelu", "F.layer_norm", "F.batch_norm",
-            "F.avg_pool2d", "F.max_pool2d", "F.adaptive_avg_pool2d", "Tensor.mean",
-            "F.interpolate", "Tensor.__add__", "Tensor.add", "torch.add", "Tensor.__mul__",
-            "Tensor.mul", "torch.mul",
-        )},
+        **{api: Rule("0 (no formula)", _zero) for api in _ELEMENTWISE_APIS},
     },
 }
 

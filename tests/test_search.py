@@ -109,27 +109,37 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     assert "127.0.0.1" in proc.stderr + proc.stdout or "private" not in proc.stderr
 
 
-def test_a_broken_tuner_fails_loudly(tmp_path, predictor) -> None:
-    """NNI 3.0's Hyperband breaks the trial listing (nni#5263): the run must stop with a clear
-    ExperimentError, not hang in RUNNING or die with NNI's own TypeError."""
+def run_search_privately(tmp_path: Path, predictor: Path, settings: str,
+                         body: str) -> subprocess.CompletedProcess:
+    """Run `run_search` in a child process (in a private network namespace where the system
+    allows one): `settings` are extra SearchSettings arguments, `body` the code that runs it."""
     import os
 
     from analysis.experiment import private_netns_command
 
-    script = tmp_path / "hyperband.py"
+    script = tmp_path / "search_script.py"
     script.write_text(
         "from pathlib import Path\n"
         "from analysis.experiment import ExperimentError, SearchSettings, run_search\n"
         f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
-        f" tuner='Hyperband', max_trials=4, port=8793, timeout_s=180, allow_any_tuner=True,"
-        f" experiments_dir=Path({str(tmp_path / 'nni')!r}))\n"
-        "try:\n    run_search(settings)\nexcept ExperimentError as err:\n"
-        "    print('EXPERIMENT ERROR:', str(err).splitlines()[0])\n    raise SystemExit(3)\n"
+        f" experiments_dir=Path({str(tmp_path / 'nni')!r}), {settings})\n" + body
     )
     command = [sys.executable, str(script)]
     command = private_netns_command(command) or command
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=400,
+    return subprocess.run(command, capture_output=True, text=True, timeout=400,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+
+
+def test_a_broken_tuner_fails_loudly(tmp_path, predictor) -> None:
+    """NNI 3.0's Hyperband breaks the trial listing (nni#5263): the run must stop with a clear
+    ExperimentError, not hang in RUNNING or die with NNI's own TypeError."""
+
+
+    proc = run_search_privately(
+        tmp_path, predictor,
+        "tuner='Hyperband', max_trials=4, port=8793, timeout_s=180, allow_any_tuner=True",
+        "try:\n    run_search(settings)\nexcept ExperimentError as err:\n"
+        "    print('EXPERIMENT ERROR:', str(err).splitlines()[0])\n    raise SystemExit(3)\n")
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "EXPERIMENT ERROR:" in proc.stdout and "Hyperband" in proc.stdout
 
@@ -138,10 +148,8 @@ def test_failing_trials_are_failed_and_the_experiment_goes_on(tmp_path) -> None:
     """A predictor that cannot price most configs (a block table holding only XXS's blocks)
     makes those trials raise: each must end FAILED with its traceback in the trial's log while
     the experiment runs on to its budget."""
-    import os
     import sqlite3
 
-    from analysis.experiment import private_netns_command
     from analysis.latency import model_blocks
     from analysis.predictors import BlockTable
 
@@ -150,19 +158,10 @@ def test_failing_trials_are_failed_and_the_experiment_goes_on(tmp_path) -> None:
              "input_w": b.w, "latency_ms": 1.0} for b in model_blocks(xxs, (224, 224))]
     predictor = tmp_path / "table.json"
     BlockTable().fit(pd.DataFrame(rows)).save(predictor)
-    script = tmp_path / "failing.py"
-    script.write_text(
-        "from pathlib import Path\n"
-        "from analysis.experiment import SearchSettings, run_search\n"
-        f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
-        f" tuner='Random', max_trials=4, concurrency=2, port=8794, timeout_s=300,"
-        f" experiments_dir=Path({str(tmp_path / 'nni')!r}))\n"
-        "print('EXPERIMENT', run_search(settings)[0])\n"
-    )
-    command = [sys.executable, str(script)]
-    command = private_netns_command(command) or command
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=400,
-                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    proc = run_search_privately(
+        tmp_path, predictor,
+        "tuner='Random', max_trials=4, concurrency=2, port=8794, timeout_s=300",
+        "print('EXPERIMENT', run_search(settings)[0])\n")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     experiment_id = proc.stdout.split("EXPERIMENT")[-1].split()[0]
     database = tmp_path / "nni" / experiment_id / "db" / "nni.sqlite"
