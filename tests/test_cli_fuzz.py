@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 
 from edgevit import PRESETS, EdgeViTConfig
 from edgevit.cli import main
+from edgevit.registry import list_models
+
+REGISTERED = frozenset(list_models())
 
 VALID = PRESETS["edgevit_xxs"].to_dict()
 COMMANDS = ("info", "flops", "bench", "predict")
@@ -99,7 +102,7 @@ def test_wrong_sizes(capsys, tmp_path_factory, command: str, sizes: list[int]) -
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(COMMANDS + ("pareto",)),
        name=st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=20)
-       .filter(lambda s: not s.startswith("-")))
+       .filter(lambda s: not s.startswith("-") and s not in REGISTERED))
 def test_missing_models_files_and_experiments(capsys, tmp_path_factory, command: str,
                                               name: str) -> None:
     where = tmp_path_factory.mktemp("missing")
