@@ -83,6 +83,23 @@ def cmd_search(args: argparse.Namespace) -> dict:
     return _report(experiment_id, experiments_dir, args, predictor)
 
 
+def cmd_resume(args: argparse.Namespace) -> dict:
+    """Continue a stopped or crashed experiment to its budget, then report it like `search`."""
+    _rerun_in_private_netns(args)
+    from .experiment import ExperimentError, resume_search
+
+    predictor = Path(args.predictor)
+    if not predictor.is_file():
+        raise CliError(f"predictor file not found: {predictor}")
+    experiments_dir = Path(args.experiments_dir or Path.home() / "nni-experiments")
+    try:
+        experiment_id, experiments_dir = resume_search(args.experiment, experiments_dir,
+                                                       args.port, timeout_s=args.timeout)
+    except ExperimentError as err:
+        raise CliError(str(err).splitlines()[0]) from None
+    return _report(experiment_id, experiments_dir, args, predictor)
+
+
 def cmd_pareto(args: argparse.Namespace) -> dict:
     from .search_report import write_report
 
@@ -162,6 +179,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiments-dir", default=None)
     p.add_argument("--macs-budget", type=float, default=None)
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--measure-front", action="store_true",
+                   help="time the front's configs for real: predicted vs measured")
+    p = add_command(sub, "resume", cmd_resume,
+                    "continue a stopped or crashed NNI experiment (nnictl resume) to its end",
+                    model=False)
+    p.add_argument("experiment", help="experiment id")
+    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
+    p.add_argument("--port", type=int, default=8745)
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the end")
+    p.add_argument("--macs-budget", type=float, default=3e9)
+    p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
+    p.add_argument("--expose", action="store_true",
+                   help="do not hide NNI's web UI in a private network namespace")
     p.add_argument("--measure-front", action="store_true",
                    help="time the front's configs for real: predicted vs measured")
     p = add_command(sub, "demo", cmd_demo,

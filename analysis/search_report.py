@@ -94,11 +94,15 @@ def reference_point(front: np.ndarray, margin: float = 0.1) -> tuple[float, floa
 
 
 def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> pd.DataFrame:
-    """Admissible trials (not rejected, finite objectives) with the echoed configs."""
+    """Admissible trials (not rejected, finite objectives) with the echoed configs, one row per
+    config: a config reported twice (a trial re-run after `nnictl resume`, or drawn again by the
+    tuner) keeps its first result; `attrs["repeated"]` counts the rows left out."""
     frame = read_nni_trials(experiment, experiments_dir)
     dropped = frame.attrs.get("dropped", 0)
     if len(frame) == 0:
         raise ValueError(f"experiment {experiment!r} has no final results")
+    repeated = frame.duplicated("config")
+    frame = frame[~repeated]
     if "rejected" in frame:
         frame = frame[~frame["rejected"].astype(bool)]
     frame = frame.copy()
@@ -109,6 +113,7 @@ def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> p
     frame["pareto"] = non_dominated(frame[["accuracy", "latency_ms"]].to_numpy(), SENSES)
     frame = frame.reset_index(drop=True)
     frame.attrs["dropped"] = dropped
+    frame.attrs["repeated"] = int(repeated.sum())
     return frame
 
 
@@ -163,7 +168,8 @@ def write_report(experiment: str, *, predictor_path: str | Path, out_dir: str | 
     presets = preset_points(predictor, method)
     summary: dict = {"experiment": experiment, "accuracy_method": method,
                      "trials": int(len(trials)), "front_size": int(trials["pareto"].sum()),
-                     "dropped_without_echo": int(trials.attrs.get("dropped", 0))}
+                     "dropped_without_echo": int(trials.attrs.get("dropped", 0)),
+                     "repeated_configs": int(trials.attrs.get("repeated", 0))}
     exhaustive = None
     trial_points = trials[["accuracy", "latency_ms"]].to_numpy()
     try:

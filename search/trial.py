@@ -4,12 +4,16 @@ Runs alone too: outside an experiment `nni.get_next_parameter()` returns {} and 
 preset's parameters are used. Reports `nni.report_final_result` with a dict holding `default`
 (the scalarised reward), `macs`, `params`, `latency_ms`, `accuracy`, the accuracy method's name,
 and the trial's own decoded config as JSON (`config`): NNI 3.0 can pair metrics with the wrong
-parameters, so the Pareto code trusts only this echo.
+parameters, so the Pareto code trusts only this echo. With `--measure-store` the trial also
+times its config on the worker and appends the measurement to a SQLite store shared by
+parallel trials (`measured_latency_ms`, `measurement_id`); with `--timeout-s` a hung trial
+fails with its stack instead of holding a slot.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import math
 import sys
@@ -32,6 +36,7 @@ from analysis.objectives import (  # noqa: E402
 )
 from analysis.predictors import LatencyPredictor  # noqa: E402
 from analysis.symbolic import model_cost  # noqa: E402
+from edgevit import EdgeViTConfig  # noqa: E402
 from edgevit.registry import preset_config  # noqa: E402
 
 DEFAULT_MACS_BUDGET = 3_000_000_000
@@ -53,7 +58,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seed of the experiment's Tchebycheff weights")
     parser.add_argument("--accuracy-range", type=float, nargs=2, default=None)
     parser.add_argument("--latency-range-ms", type=float, nargs=2, default=None)
+    parser.add_argument("--timeout-s", type=float, default=None,
+                        help="a trial still running after this many seconds prints every "
+                             "thread's stack and exits with status 1 (NNI: FAILED)")
+    parser.add_argument("--measure-store", default=None, metavar="PATH",
+                        help="also measure the config's latency on this worker (PyTorch eager, "
+                             "1 thread) and append it to this SQLite measurement store")
+    parser.add_argument("--measure-img-size", type=int, default=224,
+                        help="input H = W in pixels of that measurement")
+    parser.add_argument("--measure-runs", type=int, default=5,
+                        help="timed forwards of that measurement")
     return parser.parse_args(argv)
+
+
+def arm_watchdog(timeout_s: float | None) -> None:
+    """Exit with status 1 after `timeout_s` seconds, printing where every thread was.
+
+    `faulthandler` fires from a C watchdog thread, so a trial stuck inside C code (a blocked
+    read, a deadlocked library) is ended too, which a Python signal handler could not do.
+    """
+    if timeout_s is None:
+        return
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ValueError(f"--timeout-s {timeout_s}: must be a positive number of seconds")
+    print(f"trial timeout: {timeout_s:g} s; past it the trial fails with its stack below",
+          file=sys.stderr, flush=True)
+    faulthandler.dump_traceback_later(timeout_s, exit=True)
+
+
+def measure_into_store(config: EdgeViTConfig, args: argparse.Namespace
+                       ) -> dict[str, Any]:
+    """Time `config` on this worker and append the result to `args.measure_store`."""
+    from analysis.latency import Protocol, measure, store_result
+    from analysis.store import MeasurementStore
+
+    protocol = Protocol(warmup_runs=1, min_runs=args.measure_runs, max_runs=args.measure_runs,
+                        min_time_s=0.0, max_attempts=1)
+    size = (args.measure_img_size, args.measure_img_size)
+    result = measure(config, backend="torch", threads=1, img_size=size, protocol=protocol)
+    with MeasurementStore(args.measure_store) as store:
+        measurement_id = store_result(store, result)
+    return {"measured_latency_ms": result.latency_ms, "measurement_id": measurement_id}
 
 
 def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -77,6 +122,8 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             raise ValueError(f"trial objective {name} is {value}: not reported")
     if latency_ms <= 0:
         raise ValueError(f"predicted latency {latency_ms} ms is not positive")
+    if args.measure_store is not None:
+        result.update(measure_into_store(config, args))
     if args.scalarization == "mnas":
         target = args.target_ms
         if target is None:
@@ -95,6 +142,7 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    arm_watchdog(args.timeout_s)
     params = nni.get_next_parameter() or search_space.DEFAULT_SPACE.encode(
         preset_config("edgevit_xxs"))
     result = run_trial(params, args)

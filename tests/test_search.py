@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO_ROOT
+from privately import experiment_id, run_search_privately
 
 import edgevit
 from analysis.objectives import (
@@ -109,32 +110,9 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     assert "127.0.0.1" in proc.stderr + proc.stdout or "private" not in proc.stderr
 
 
-def run_search_privately(tmp_path: Path, predictor: Path, settings: str,
-                         body: str) -> subprocess.CompletedProcess:
-    """Run `run_search` in a child process (in a private network namespace where the system
-    allows one): `settings` are extra SearchSettings arguments, `body` the code that runs it."""
-    import os
-
-    from analysis.experiment import private_netns_command
-
-    script = tmp_path / "search_script.py"
-    script.write_text(
-        "from pathlib import Path\n"
-        "from analysis.experiment import ExperimentError, SearchSettings, run_search\n"
-        f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
-        f" experiments_dir=Path({str(tmp_path / 'nni')!r}), {settings})\n" + body
-    )
-    command = [sys.executable, str(script)]
-    command = private_netns_command(command) or command
-    return subprocess.run(command, capture_output=True, text=True, timeout=400,
-                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
-
-
 def test_a_broken_tuner_fails_loudly(tmp_path, predictor) -> None:
     """NNI 3.0's Hyperband breaks the trial listing (nni#5263): the run must stop with a clear
     ExperimentError, not hang in RUNNING or die with NNI's own TypeError."""
-
-
     proc = run_search_privately(
         tmp_path, predictor,
         "tuner='Hyperband', max_trials=4, port=8793, timeout_s=180, allow_any_tuner=True",
@@ -163,8 +141,7 @@ def test_failing_trials_are_failed_and_the_experiment_goes_on(tmp_path) -> None:
         "tuner='Random', max_trials=4, concurrency=2, port=8794, timeout_s=300",
         "print('EXPERIMENT', run_search(settings)[0])\n")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    experiment_id = proc.stdout.split("EXPERIMENT")[-1].split()[0]
-    database = tmp_path / "nni" / experiment_id / "db" / "nni.sqlite"
+    database = tmp_path / "nni" / experiment_id(proc.stdout) / "db" / "nni.sqlite"
     with sqlite3.connect(database) as db:
         events = db.execute("SELECT trialJobId, event, logPath FROM TrialJobEvent").fetchall()
     ended = {trial: event for trial, event, _ in events if event in ("SUCCEEDED", "FAILED")}

@@ -1,0 +1,44 @@
+"""Test support: run NNI experiments in a child process inside a private network namespace
+(loopback only) where the system allows one, so that no test exposes a port to the network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from analysis.experiment import private_netns_command
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTS_DIR = REPO_ROOT / "tests"
+
+
+def run_privately(argv: list[str], *, timeout_s: float, **env: str
+                  ) -> subprocess.CompletedProcess:
+    """`argv` in a private network namespace, with the repo and tests/ importable, this
+    Python's bin folder first on PATH (nnictl's `python trial.py`) and `env` added."""
+    command = private_netns_command(argv) or argv
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                          env=dict(os.environ, PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{TESTS_DIR}",
+                                   PATH=path, **env))
+
+
+def run_search_privately(tmp_path: Path, predictor: Path, settings: str, body: str,
+                         timeout_s: float = 400) -> subprocess.CompletedProcess:
+    """`run_search` in a child process: `settings` are extra SearchSettings arguments (Python
+    source), `body` the code that runs it."""
+    script = tmp_path / "search_script.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from analysis.experiment import ExperimentError, SearchSettings, run_search\n"
+        f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
+        f" experiments_dir=Path({str(tmp_path / 'nni')!r}), {settings})\n" + body
+    )
+    return run_privately([sys.executable, str(script)], timeout_s=timeout_s)
+
+
+def experiment_id(stdout: str) -> str:
+    """The id a script printed as `EXPERIMENT <id>`."""
+    return stdout.split("EXPERIMENT")[-1].split()[0]
