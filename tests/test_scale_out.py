@@ -6,14 +6,18 @@ network namespace where allowed), bounded in time, and leaves no process behind.
 from __future__ import annotations
 
 import json
+import shlex
+import socket
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from loopback_sshd import sshd_unavailable
 from privately import TESTS_DIR, experiment_id, run_privately, run_search_privately
 
+from analysis.experiment import SearchSettings, private_netns_command
 from analysis.predictors import MacsLinear
 from analysis.store import MeasurementStore, sha256_hex
 from analysis.symbolic import model_cost
@@ -109,14 +113,41 @@ def test_a_hung_trial_fails_at_its_timeout_and_the_experiment_goes_on(tmp_path) 
         assert store.count() == 0
 
 
+class PortProbe(threading.Thread):
+    """Tries to connect to 127.0.0.1:`port` from this (the host's) network every 0.2 s."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.tries, self.connected = port, 0, 0
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        while not self.finished.wait(0.2):
+            self.tries += 1
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                self.connected += 1
+            except OSError:
+                pass
+
+
 def test_a_nan_objective_fails_the_trial_and_the_experiment_goes_on(tmp_path) -> None:
+    """Also: NNI's web UI, inside the private namespace, is never reachable from the host."""
     predictor = tmp_path / "nan.json"
     MacsLinear(slope_ms_per_gmac=float("nan"), intercept_ms=0.0).save(predictor)
-    proc = run_search_privately(
-        tmp_path, predictor,
-        "tuner='Random', max_trials=3, concurrency=2, port=8797, timeout_s=300, macs_budget=1e12",
-        "print('EXPERIMENT', run_search(settings)[0])\n")
+    probe = PortProbe(8797)
+    probe.start()
+    try:
+        proc = run_search_privately(
+            tmp_path, predictor,
+            "tuner='Random', max_trials=3, concurrency=2, port=8797, timeout_s=300, "
+            "macs_budget=1e12", "print('EXPERIMENT', run_search(settings)[0])\n")
+    finally:
+        probe.finished.set()
+        probe.join()
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    if private_netns_command(["true"]) is not None:
+        assert probe.tries > 20 and probe.connected == 0
     experiment_dir = tmp_path / "nni" / experiment_id(proc.stdout)
     events = last_events(experiment_dir / "db" / "nni.sqlite")
     assert len(events) == 3 and set(events.values()) == {"FAILED"}
@@ -176,3 +207,14 @@ def test_store_under_four_concurrent_trials_loses_no_row(tmp_path, predictor) ->
         row = stored.loc[result["measurement_id"]]
         assert row["config_hash"] == sha256_hex(result["config"])
         assert row["latency_ms"] == pytest.approx(result["measured_latency_ms"])
+
+
+def test_trial_command_passes_hostile_paths_as_single_arguments(tmp_path) -> None:
+    """The trial command is ours (trial parameters reach the trial through NNI's channel, never
+    the command line); paths in it are quoted, so a path with shell syntax stays one argument."""
+    hostile = tmp_path / "a b; touch pwned $(id)" / "p.json"
+    settings = SearchSettings(predictor=hostile, extra_trial_args=("--measure-store", "`x`|y"))
+    argv = shlex.split(settings.trial_command())
+    assert argv[argv.index("--predictor") + 1] == str(hostile)
+    assert argv[argv.index("--measure-store") + 1] == "`x`|y"
+    assert argv[0] == sys.executable and argv[1].endswith("trial.py")
