@@ -8,21 +8,50 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 from analysis.experiment import private_netns_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_ROOT / "tests"
 
 
-def run_privately(argv: list[str], *, timeout_s: float, **env: str
+def kill_processes_of(root: Path) -> list[int]:
+    """Kill, by process id, every process whose command line names a path under `root` or
+    that runs there (NNI managers, dispatchers, trials, sshd), except this one and its
+    ancestors; returns the ids killed."""
+    me = psutil.Process()
+    spared = {me.pid} | {p.pid for p in me.parents()}
+    victims = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if process.pid in spared:
+            continue
+        cmdline = process.info["cmdline"] or []
+        cwd = process.info["cwd"] or ""
+        if cwd.startswith(str(root)) or any(str(root) in part for part in cmdline):
+            victims.append(process)
+    for process in victims:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, timeout=30)
+    return [p.pid for p in victims]
+
+
+def run_privately(argv: list[str], *, root: Path, timeout_s: float, **env: str
                   ) -> subprocess.CompletedProcess:
     """`argv` in a private network namespace, with the repo and tests/ importable, this
-    Python's bin folder first on PATH (nnictl's `python trial.py`) and `env` added."""
+    Python's bin folder first on PATH (nnictl's `python trial.py`) and `env` added. Whatever
+    it leaves running under `root` (its test folder) is killed afterwards, timeout or not."""
     command = private_netns_command(argv) or argv
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                          env=dict(os.environ, PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{TESTS_DIR}",
-                                   PATH=path, **env))
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                              env=dict(os.environ, PATH=path, **env,
+                                       PYTHONPATH=f"{REPO_ROOT}{os.pathsep}{TESTS_DIR}"))
+    finally:
+        kill_processes_of(root)
 
 
 def run_search_privately(tmp_path: Path, predictor: Path, settings: str, body: str,
@@ -36,7 +65,7 @@ def run_search_privately(tmp_path: Path, predictor: Path, settings: str, body: s
         f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
         f" experiments_dir=Path({str(tmp_path / 'nni')!r}), {settings})\n" + body
     )
-    return run_privately([sys.executable, str(script)], timeout_s=timeout_s)
+    return run_privately([sys.executable, str(script)], root=tmp_path, timeout_s=timeout_s)
 
 
 def experiment_id(stdout: str) -> str:

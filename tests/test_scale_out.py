@@ -63,7 +63,8 @@ def test_remote_service_runs_every_trial_on_two_loopback_machines(tmp_path, pred
     if reason:
         pytest.skip(reason)
     proc = run_privately([sys.executable, str(TESTS_DIR / "remote_search_script.py"),
-                          str(tmp_path), str(predictor), "8795", "4"], timeout_s=500)
+                          str(tmp_path), str(predictor), "8795", "4"], root=tmp_path,
+                         timeout_s=500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     experiment = experiment_id(proc.stdout)
     database = tmp_path / "nni" / experiment / "db" / "nni.sqlite"
@@ -161,7 +162,8 @@ def test_manager_killed_mid_run_then_resumed_loses_no_result(tmp_path, predictor
     """search/config.yml through `nnictl create`; SIGKILL to the NNI manager once 3 trials
     succeeded; `edgevit resume` (which runs `nnictl resume`) to the budget of 8 trials."""
     proc = run_privately([sys.executable, str(TESTS_DIR / "resume_script.py"), str(tmp_path),
-                          str(predictor), "8798", "8", "3"], timeout_s=600, HOME=str(tmp_path))
+                          str(predictor), "8798", "8", "3"], root=tmp_path, timeout_s=600,
+                         HOME=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     outcome = json.loads(proc.stdout.strip().splitlines()[-1])
     before, after = outcome["before"], outcome["after"]
