@@ -443,8 +443,14 @@ EXPORTERS: dict[str, Callable[[nn.Module, torch.Tensor, Path, int], None]] = {
 }
 
 
-def ort_session(path: str | os.PathLike[str], threads: int = 1) -> onnxruntime.InferenceSession:
-    """A CPU session: `threads` intra-op threads, one inter-op thread, no spinning threads."""
+def ort_session(path: str | os.PathLike[str], threads: int = 1, *, spinning: bool = False
+                ) -> onnxruntime.InferenceSession:
+    """A CPU session: `threads` intra-op threads, one inter-op thread.
+
+    Without `spinning` (the default here) idle worker threads sleep at once; ONNX Runtime's own
+    default lets them spin, which is faster for the session itself but slows whatever else runs
+    on the cores meanwhile (here: torch runs timed interleaved with it, at half speed).
+    """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -452,8 +458,11 @@ def ort_session(path: str | os.PathLike[str], threads: int = 1) -> onnxruntime.I
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    spin = "1" if spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    if spinning:  # spin inside a run only: workers sleep as soon as Run() returns
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 

@@ -9,7 +9,11 @@ Paths, each on batch 1, float32, `--threads` intra-op threads:
   compiled     `edgevit.fuse.compile_fused(model)`: torch.compile (inductor, CPU) of the fused
                model with freezing. Skipped with --no-compile (each case compiles for ~20 s).
   ort          the fused model exported to ONNX (opset ONNX_OPSET, torch 2.14's default) and
-               run by ONNX Runtime (`analysis.latency.ort_session`: no spinning threads).
+               run by ONNX Runtime with its default thread pool (idle workers spin a moment
+               before they sleep).
+  ort_nospin   the same session options but workers that sleep at once
+               (`analysis.latency.ort_session`'s default, used for the latency store: spinning
+               workers slow down whatever shares the cores).
   ort_official the official path exported the same way (how much of ORT's speed is fusion's).
 
 Before any timing, every path's output on a random image must equal the official path's to
@@ -20,7 +24,9 @@ Timing: after --warmup untimed runs each, the paths of one case run interleaved 
 shared machine's speed hits every path alike. In a round each path runs twice back to back and
 only the second run is timed: PyTorch's OpenMP workers keep spinning for milliseconds after a
 forward, and the settling run keeps that cost (or ONNX Runtime's sleeping workers) from being
-charged to whichever path comes next. The table shows the medians of the timed runs.
+charged to whichever path comes next; after each timed run the loop idles for --gap-ms, so
+that no path's spinning workers are still busy when the next path starts. The table shows the
+medians of the timed runs.
 
 Speed-up = median(official) / median(path). GMAC/s = the exact MACs of the cost model
 (`analysis.symbolic.model_cost`) / median latency. The ceiling is this CPU's sgemm rate
@@ -84,10 +90,11 @@ def rel_error(y: np.ndarray, y_ref: np.ndarray) -> float:
     return float(np.abs(y.astype(np.float64) - y_ref).max() / np.abs(y_ref).max())
 
 
-def time_interleaved(runners: list[Callable[[], object]], runs: int, warmup: int
-                     ) -> list[list[float]]:
+def time_interleaved(runners: list[Callable[[], object]], runs: int, warmup: int,
+                     gap_ms: float = 0.0) -> list[list[float]]:
     """Per-run times (ms) of each runner: `runs` rounds in alternating order, each runner run
-    twice per round and timed the second time (see the module docstring)."""
+    twice per round and timed the second time, then `gap_ms` idle (see the module
+    docstring)."""
     for run in runners:
         for _ in range(warmup):
             run()
@@ -102,6 +109,8 @@ def time_interleaved(runners: list[Callable[[], object]], runs: int, warmup: int
                 start = time.perf_counter()
                 runners[j]()
                 times[j].append((time.perf_counter() - start) * 1e3)
+                if gap_ms:
+                    time.sleep(gap_ms / 1e3)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -140,7 +149,7 @@ def _ort_matmul(weight: np.ndarray, x: np.ndarray, threads: int, path: Path
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
     onnx.save(model, path)
-    session = ort_session(path, threads)
+    session = ort_session(path, threads, spinning=True)
     return lambda: session.run(None, {"x": x})
 
 
@@ -162,10 +171,11 @@ def run_case(name: str, size: int, args: argparse.Namespace, tmp: Path) -> dict[
         compile_s = time.perf_counter() - start
         paths["compiled"] = lambda: compiled(x)
     feeds = {"input": x.numpy()}
-    for label, module in (("ort", fused), ("ort_official", official)):
+    for label, module, spinning in (("ort", fused, True), ("ort_nospin", fused, False),
+                                    ("ort_official", official, True)):
         file = tmp / f"{name}_{size}_{label}.onnx"
         export_onnx(module, x, file, opset=ONNX_OPSET)
-        session = ort_session(file, args.threads)
+        session = ort_session(file, args.threads, spinning=spinning)
         paths[label] = lambda session=session: session.run(None, feeds)[0]
 
     with torch.inference_mode():
@@ -176,7 +186,7 @@ def run_case(name: str, size: int, args: argparse.Namespace, tmp: Path) -> dict[
             error = rel_error(out, reference)
             if error > REL_TOL:
                 raise SystemExit(f"{name}@{size}: {label} differs from official by {error:.3g}")
-        times = time_interleaved(list(paths.values()), args.runs, args.warmup)
+        times = time_interleaved(list(paths.values()), args.runs, args.warmup, args.gap_ms)
     macs = model_cost(official.config, (size, size)).macs
     row: dict[str, object] = {"case": f"{name}@{size}", "macs": macs, "compile_s": compile_s}
     for label, runs in zip(paths, times):
@@ -209,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30, help="timed runs per path (≥ 20)")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--gap-ms", type=float, default=20.0,
+                        help="idle time after each timed run, so spinning workers settle")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the torch.compile path")
     parser.add_argument("--csv", type=Path, default=CSV_PATH)
