@@ -173,6 +173,22 @@ def test_onnx_export_matches_torch(tmp_path, name, size) -> None:
     assert ort_session(path).get_inputs()[0].shape == [1, 3, size, size]
 
 
+def test_ort_sessions_spin_only_when_asked_and_agree(tmp_path) -> None:
+    target = prepare(TINY, 1, (64, 64))
+    path = tmp_path / "model.onnx"
+    export_onnx(target.module, target.example(0), path)
+    feeds = {"input": target.example(1).numpy()}
+    outputs = []
+    for spinning, expected in ((False, "0"), (True, "1")):
+        session = ort_session(path, 2, spinning=spinning)
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == expected
+        if spinning:  # workers stop spinning when a run returns
+            assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+        outputs.append(session.run(None, feeds)[0])
+    assert abs(outputs[0] - outputs[1]).max() <= 1e-6 * abs(outputs[0]).max()
+
+
 def test_plain_traced_export_of_padded_maps_matches(tmp_path, monkeypatch) -> None:
     # padded_size once divided a negative size; traced into ONNX's truncating Div it padded a
     # 16-pixel map to 15 with 5×5 windows. Plain tracing must now give equal numerics.
