@@ -155,11 +155,13 @@ def experiment_processes(experiment_id: str, experiments_dir: Path) -> list[psut
     import psutil
 
     log_dir = str(experiments_dir / experiment_id / "log")
+    me = psutil.Process()
+    user = me.username()
     found = []
     for process in psutil.process_iter(["cmdline", "username"]):
         try:
             cmdline = process.info["cmdline"] or []
-            if process.info["username"] != psutil.Process().username():
+            if process.info["username"] != user or process.pid == me.pid:
                 continue
             if "--experiment-id" in cmdline and experiment_id in cmdline:
                 found.append(process)
@@ -173,6 +175,11 @@ def experiment_processes(experiment_id: str, experiments_dir: Path) -> list[psut
     return found
 
 
+def is_manager(process: psutil.Process) -> bool:
+    """Whether `process` (from `experiment_processes`) is an NNI manager."""
+    return "--experiment-id" in (process.info["cmdline"] or [])
+
+
 def kill_leftovers(experiment_id: str, experiments_dir: Path) -> list[int]:
     """Before a resume: kill, by process id, what a dead manager left running (its tuner
     dispatcher would reconnect to the resumed manager and break it: NNI reports "Dispatcher
@@ -181,7 +188,7 @@ def kill_leftovers(experiment_id: str, experiments_dir: Path) -> list[int]:
     import psutil
 
     processes = experiment_processes(experiment_id, experiments_dir)
-    managers = [p for p in processes if "--experiment-id" in (p.info["cmdline"] or [])]
+    managers = [p for p in processes if is_manager(p)]
     if managers:
         raise ExperimentError(f"experiment {experiment_id} is still running (NNI manager "
                               f"process {managers[0].pid}); stop it with `nnictl stop "

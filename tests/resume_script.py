@@ -6,7 +6,7 @@ with HOME set to WORK_DIR so that nnictl's registry of experiments stays in the 
 `search/config.yml` is run as users run it (through nnictl); once KILL_AFTER trials have
 succeeded, the manager process gets SIGKILL (by its process id). Prints one JSON line: the final
 metrics per trial read before the kill and after the resumed experiment ended, and the trial
-counts. Every process the experiment started is killed by id before the script exits.
+counts. On a failure the experiment's processes are killed by id before the script exits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from analysis.experiment import REPO_ROOT, load_config_file
+from analysis.experiment import REPO_ROOT, experiment_processes, is_manager, load_config_file
 
 NNICTL = str(Path(sys.executable).parent / "nnictl")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -54,26 +54,11 @@ def succeeded(database: Path) -> dict[str, str]:
     return {t: data for t, data in final_metrics(database) if t in done}
 
 
-def manager(experiment_id: str) -> psutil.Process:
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if any(part.endswith("main.js") for part in cmdline) and experiment_id in cmdline:
+def manager(experiment_id: str, experiments_dir: Path) -> psutil.Process:
+    for process in experiment_processes(experiment_id, experiments_dir):
+        if is_manager(process):
             return process
     raise RuntimeError(f"no NNI manager process for experiment {experiment_id}")
-
-
-def kill_leftovers(work: Path, pids: set[int]) -> None:
-    """Kill, by process id, `pids` and every process whose command line names `work`."""
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(work) in part for part in process.info["cmdline"] or []):
-            pids |= {process.pid} | {p.pid for p in process.children(recursive=True)}
-    me = psutil.Process()
-    pids -= {me.pid} | {p.pid for p in me.parents()}
-    for pid in pids:
-        try:
-            psutil.Process(pid).kill()
-        except psutil.Error:
-            pass
 
 
 def wait_for(condition, timeout_s: float, what: str) -> None:
@@ -101,15 +86,14 @@ def main(work: Path, predictor: Path, port: int, trials: int, kill_after: int) -
     config_file = work / "config.yml"
     config_file.write_text(yaml.safe_dump(config.json()))
 
-    started: set[int] = set()
+    experiment_id = None
     try:
         out = nnictl("create", "--config", str(config_file), "--port", str(port))
         experiment_id = re.search(r"Experiment ID: (\w+)", ANSI_ESCAPE.sub("", out)).group(1)
         database = work / "nni" / experiment_id / "db" / "nni.sqlite"
         wait_for(lambda: len(succeeded(database)) >= kill_after, 300,
                  f"{kill_after} succeeded trials")
-        victim = manager(experiment_id)
-        started |= {p.pid for p in victim.children(recursive=True)}
+        victim = manager(experiment_id, work / "nni")
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         before = {"succeeded": succeeded(database),
@@ -129,8 +113,12 @@ def main(work: Path, predictor: Path, port: int, trials: int, kill_after: int) -
         print(json.dumps({"experiment": experiment_id, "before": before,
                           "after": final_metrics(database), "events": trial_events(database),
                           "summary": json.loads(proc.stdout.strip().splitlines()[-1])}))
-    finally:
-        kill_leftovers(work, started)
+    finally:  # on any failure: the experiment's processes, by id (the test kills the rest)
+        for process in experiment_processes(experiment_id, work / "nni") if experiment_id else []:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
 
 
 if __name__ == "__main__":
