@@ -34,13 +34,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .latency import (
-    Protocol,
-    _parse_csv_row,  # the latency CSV's row checks, shared so both imports validate alike
-    _torch_threads,
-    measure_relative,
+from .device_exchange import (  # the latency CSV's checks, shared so both imports validate alike
     open_measurement_csv,
+    parse_csv_row,
 )
+from .latency import Protocol, measure_relative, torch_threads
 from .paper_tables import PaperTable, efficiency_pct_per_mj, load_paper_tables
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
@@ -251,7 +249,7 @@ def measure_backbones(
                                   protocol=protocol)
         energy = ref_energy = None
         if meter is not None:
-            with torch.inference_mode(), _torch_threads(threads):
+            with torch.inference_mode(), torch_threads(threads):
                 energy, ref_energy = measure_energy_relative(
                     lambda m=model: m(example), lambda: ref_model(example), meter,
                     runs=energy_runs)
@@ -364,7 +362,7 @@ def load_energy_csv(path: str | os.PathLike[str],
     reader = open_measurement_csv(path)
     rows, problems = [], []
     for number, raw in enumerate(reader, start=1):
-        values, row_problems = _parse_csv_row(raw, ids.__contains__, {})
+        values, row_problems = parse_csv_row(raw, ids.__contains__, {})
         problems.extend(f"row {number}: {p}" for p in row_problems)
         if values is not None and not row_problems:
             rows.append(values)

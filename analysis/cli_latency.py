@@ -81,7 +81,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> dict[str, Any]:
     """Write one verified ONNX file per model plus manifest.json for external devices."""
     import json
 
-    from .latency import OnnxExportError, export_onnx_bundle
+    from .device_exchange import export_onnx_bundle
+    from .latency import OnnxExportError
 
     configs = [resolve_config(spec) for spec in args.models]
     h, w = image_size(args.img_size)
@@ -103,8 +104,9 @@ def cmd_export_onnx(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_import_csv(args: argparse.Namespace) -> dict[str, Any]:
-    """Append users' measurements (CSV, schema in analysis.latency) to the store, all or none."""
-    from .latency import import_csv
+    """Append users' measurements (CSV, schema in analysis.device_exchange) to the store, all
+    or none."""
+    from .device_exchange import import_csv
 
     try:
         with _store(args.store) as store:

@@ -26,35 +26,15 @@ and a reference model (default `edgevit_xxs`) in one loop, alternating their ord
 criterion is the cv of the per-run ratios, and the store keeps `reference_latency_ms` beside the
 model's median.
 
-External devices: CSV schema of `import_csv`
---------------------------------------------
-`export_onnx_bundle(configs, out_dir, img_size)` writes `<config_id>.onnx` per config (batch 1,
-float32, input named "input") and `manifest.json` (config id = sha256 of the config's canonical
-JSON, the config, input shape, file name, opset, exporter). Users time the files on their
-devices and send back a CSV with a header row and these columns, in any order:
-
-    config_id   the manifest's config id (or the hash of a config already in the store)
-    input_h     input height in pixels, integer ≥ 1 (must match the manifest's file)
-    input_w     input width in pixels, integer ≥ 1 (must match the manifest's file)
-    backend     the runtime used, free text (e.g. "tflite-gpu", "onnxruntime-android")
-    device      the device's name, free text (e.g. "pixel 7"); one store device per name
-    latency_ms  median latency of one forward, milliseconds: finite and > 0
-    energy_mj   optional column (cells may be empty): energy of one forward, millijoules, > 0
-
-Rows are stored with batch size 1, source 'imported', no thread count and no run statistics.
-Every row is validated first; any problem (a malformed row, an unknown config id, a NaN,
-infinite, zero or negative latency, a bad energy) raises ValueError naming the row numbers
-(row 1 = the first data row; lines count the header) and nothing from the file is stored.
+Users' own devices (ONNX files out, measurements in as CSV): `analysis.device_exchange`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import gc
 import io
-import json
 import math
 import os
 import tempfile
@@ -89,9 +69,6 @@ BACKENDS = ("torch", "onnxruntime")
 DEFAULT_REFERENCE = "edgevit_xxs"
 ONNX_OPSET = 18
 ONNX_REL_TOL = 1e-4  # max |onnx - torch| ≤ ONNX_REL_TOL × max |torch|
-MANIFEST_NAME = "manifest.json"
-CSV_REQUIRED = ("config_id", "input_h", "input_w", "backend", "device", "latency_ms")
-CSV_OPTIONAL = ("energy_mj",)
 BLOCK_KINDS = ("lgl", "stem", "head")
 
 ModelSpec = str | EdgeViTConfig | nn.Module
@@ -344,7 +321,7 @@ class Target:
         return torch.randn(self.input_shape, generator=generator)
 
 
-def _check_img_size(img_size: Sequence[int]) -> tuple[int, int]:
+def check_img_size(img_size: Sequence[int]) -> tuple[int, int]:
     if len(img_size) != 2:
         raise ValueError(f"img_size must be (H, W), got {tuple(img_size)}")
     h, w = (int(v) for v in img_size)
@@ -364,7 +341,7 @@ def prepare(
     if isinstance(spec, BlockSpec):
         shape = (batch_size, spec.in_channels(), spec.h, spec.w)
         return Target(spec.build(), shape, spec.to_json(), "block", spec.kind)
-    h, w = _check_img_size(img_size)
+    h, w = check_img_size(img_size)
     if isinstance(spec, str):
         from edgevit.registry import preset_config
 
@@ -395,7 +372,7 @@ def prepare(
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
+def torch_threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads set to `threads` inside, restored after."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -468,7 +445,7 @@ def ort_session(path: str | os.PathLike[str], threads: int = 1, *, spinning: boo
 
 def onnx_rel_error(module: nn.Module, path: str | os.PathLike[str], example: torch.Tensor) -> float:
     """max |onnxruntime - torch| / max |torch| on `example` (float32, eval mode)."""
-    with torch.inference_mode(), _torch_threads(1):
+    with torch.inference_mode(), torch_threads(1):
         ref = module(example).numpy()
     session = ort_session(path)
     out = session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
@@ -496,7 +473,7 @@ def export_onnx(
     problems = []
     for name, export in EXPORTERS.items():
         try:
-            with _quiet(), _torch_threads(1):
+            with _quiet(), torch_threads(1):
                 export(module, example, path, opset)
         except Exception as err:  # noqa: BLE001 - the next exporter may work; all are reported
             problems.append(f"{name}: export failed: {_first_line(err)}")
@@ -591,7 +568,7 @@ def _check_backend_threads(backend: str, threads: int) -> None:
 def _measure(targets: Sequence[Target], backend: str, threads: int,
              protocol: Protocol) -> LatencyResult:
     """Time targets[0] (interleaved with targets[1], the reference, when given)."""
-    with tempfile.TemporaryDirectory(prefix="edgevit-onnx-") as tmp, _torch_threads(threads):
+    with tempfile.TemporaryDirectory(prefix="edgevit-onnx-") as tmp, torch_threads(threads):
         prepared = [_runner(t, backend, threads, protocol, Path(tmp) / f"{i}.onnx")
                     for i, t in enumerate(targets)]
         best: tuple[float, list[list[float]]] | None = None
@@ -761,198 +738,6 @@ def measure_many(
     return results
 
 
-# ---------------------------------------------------------------------------------------------
-# External devices: ONNX bundle out, CSV in
-
-
-def _as_config(item: str | EdgeViTConfig) -> EdgeViTConfig:
-    if isinstance(item, EdgeViTConfig):
-        return item
-    if isinstance(item, str):
-        from edgevit.registry import preset_config
-
-        return preset_config(item)
-    raise ValueError(f"expected a model name or EdgeViTConfig, got {type(item).__name__}")
-
-
-def export_onnx_bundle(
-    configs: Iterable[str | EdgeViTConfig],
-    out_dir: str | os.PathLike[str],
-    img_size: Sequence[int] = (224, 224),
-    progress: bool = True,
-) -> Path:
-    """One verified `<config_id>.onnx` per distinct config (batch 1) and `manifest.json` in
-    `out_dir`; returns the manifest's path. config_id = sha256 of `config.to_json()`."""
-    from tqdm import tqdm
-
-    h, w = _check_img_size(img_size)
-    unique: dict[str, EdgeViTConfig] = {}
-    for item in configs:
-        config = _as_config(item)
-        unique.setdefault(sha256_hex(config.to_json()), config)
-    if not unique:
-        raise ValueError("no configs to export")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for config_id, config in tqdm(unique.items(), desc="onnx export", unit="model",
-                                  disable=not progress):
-        target = prepare(config, 1, (h, w))
-        file = f"{config_id}.onnx"
-        exporter = export_onnx(target.module, target.example(0), out / file)
-        entries.append(dict(
-            config_id=config_id, name=config.name, config=config.identity_dict(),
-            input_name="input", input_shape=list(target.input_shape), file=file,
-            opset=onnx_opset(out / file), exporter=exporter,
-        ))
-    manifest = dict(
-        format_version=1,
-        csv_columns=list(CSV_REQUIRED) + [f"{c} (optional)" for c in CSV_OPTIONAL],
-        configs=entries,
-    )
-    path = out / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def load_manifest(manifest: str | os.PathLike[str] | dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """config_id -> entry of a bundle's manifest; ValueError when malformed or when an id is not
-    the hash of its config."""
-    if isinstance(manifest, dict):
-        data, where = manifest, "manifest"
-    else:
-        where = str(manifest)
-        try:
-            data = json.loads(Path(manifest).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read manifest {where}: {err}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("configs"), list):
-        raise ValueError(f"{where}: expected an object with a 'configs' list")
-    entries = {}
-    for i, entry in enumerate(data["configs"]):
-        try:
-            config = EdgeViTConfig.from_dict(entry["config"])
-            config_id = entry["config_id"]
-            shape = [int(v) for v in entry["input_shape"]]
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{where}: entry {i} is malformed: {err}") from None
-        if sha256_hex(config.to_json()) != config_id or len(shape) != 4:
-            raise ValueError(f"{where}: entry {i}: config_id {config_id!r} is not the hash of "
-                             "its config (or the input shape is not B×C×H×W)")
-        entries[config_id] = dict(entry, config_json=config.to_json(), input_shape=shape)
-    return entries
-
-
-def _parse_csv_row(row: dict[str | None, Any], known: Callable[[str], bool],
-                   shapes: dict[str, list[int]]) -> tuple[dict[str, Any] | None, list[str]]:
-    """One data row -> (values, problems)."""
-    problems = []
-    if None in row:
-        problems.append(f"{len(row[None])} more field(s) than the header")
-    if any(value is None for key, value in row.items() if key is not None):
-        problems.append("fewer fields than the header")
-        return None, problems
-    values: dict[str, Any] = {}
-    config_id = row["config_id"].strip()
-    if not config_id:
-        problems.append("empty config_id")
-    elif not known(config_id):
-        problems.append(f"unknown config_id {config_id!r} (not in the manifest or the store)")
-    values["config_id"] = config_id
-    for name in ("input_h", "input_w"):
-        text = row[name].strip()
-        try:
-            values[name] = int(text)
-            if values[name] < 1:
-                raise ValueError
-        except ValueError:
-            problems.append(f"{name} {text!r} is not an integer ≥ 1")
-    for name in ("backend", "device"):
-        values[name] = row[name].strip()
-        if not values[name]:
-            problems.append(f"empty {name}")
-    for name, optional in (("latency_ms", False), ("energy_mj", True)):
-        text = (row.get(name) or "").strip()
-        if not text and optional:
-            values[name] = None
-            continue
-        try:
-            number = float(text)
-        except ValueError:
-            problems.append(f"{name} {text!r} is not a number")
-            continue
-        if not math.isfinite(number) or number <= 0:
-            problems.append(f"{name} {text!r} must be a finite number > 0")
-        values[name] = number
-    shape = shapes.get(config_id)
-    if shape and not problems and (values["input_h"], values["input_w"]) != tuple(shape[2:]):
-        problems.append(f"input {values['input_h']}×{values['input_w']} differs from the "
-                        f"manifest's file ({shape[2]}×{shape[3]})")
-    return values, problems
-
-
-def open_measurement_csv(path: str | os.PathLike[str]) -> csv.DictReader:
-    """A reader over a measurement CSV whose header was checked against the schema."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    missing = [c for c in CSV_REQUIRED if c not in header]
-    unknown = [c for c in header if c not in CSV_REQUIRED + CSV_OPTIONAL]
-    if missing or unknown or len(set(header)) != len(header):
-        raise ValueError(f"{path}: header {header}: missing {missing}, unknown {unknown} "
-                         f"(columns: {', '.join(CSV_REQUIRED)}, optional {CSV_OPTIONAL[0]}); "
-                         "nothing stored")
-    return reader
-
-
-def import_csv(
-    path: str | os.PathLike[str],
-    store: MeasurementStore,
-    manifest: str | os.PathLike[str] | dict[str, Any] | None = None,
-) -> int:
-    """Store a CSV of measurements from external devices (schema in the module docstring);
-    returns the number of rows stored. Everything is validated first; any problem raises
-    ValueError naming the rows and nothing from the file is stored."""
-    entries = load_manifest(manifest) if manifest is not None else {}
-    shapes = {config_id: entry["input_shape"] for config_id, entry in entries.items()}
-    reader = open_measurement_csv(path)
-
-    def known(config_id: str) -> bool:
-        return config_id in entries or store.has_config(config_id)
-
-    rows, problems = [], []
-    for number, row in enumerate(reader, start=1):
-        values, row_problems = _parse_csv_row(row, known, shapes)
-        problems.extend(f"row {number} (line {reader.line_num}): {p}" for p in row_problems)
-        if values is not None and not row_problems:
-            rows.append(values)
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5
-                                           else "")
-        raise ValueError(f"{path}: {len(problems)} problem(s), nothing stored: {shown}")
-    if not rows:
-        raise ValueError(f"{path}: no data rows; nothing stored")
-
-    from .store import external_device_fingerprint
-
-    with store.transaction():
-        devices = {name: store.add_device(external_device_fingerprint(name))
-                   for name in sorted({r["device"] for r in rows})}
-        for config_id in sorted({r["config_id"] for r in rows} & set(entries)):
-            store.add_config(entries[config_id]["config_json"], "model")
-        store.add_measurements([
-            dict(device_id=devices[r["device"]], config_hash=r["config_id"], backend=r["backend"],
-                 batch_size=shapes.get(r["config_id"], [1])[0], input_h=r["input_h"],
-                 input_w=r["input_w"], latency_ms=r["latency_ms"], energy_mj=r["energy_mj"],
-                 source="imported")
-            for r in rows
-        ])
-    return len(rows)
-
-
 __all__ = [
     "BACKENDS",
     "DEFAULT_REFERENCE",
@@ -961,9 +746,6 @@ __all__ = [
     "OnnxExportError",
     "Protocol",
     "export_onnx",
-    "export_onnx_bundle",
-    "import_csv",
-    "load_manifest",
     "measure",
     "measure_block",
     "measure_many",
@@ -975,4 +757,6 @@ __all__ = [
     "prepare",
     "store_result",
     "summarize",
+    "torch_threads",
+    "check_img_size",
 ]

@@ -15,14 +15,13 @@ import torch
 from torch import nn
 
 from analysis import latency
+from analysis.device_exchange import export_onnx_bundle, import_csv
 from analysis.latency import (
     BACKENDS,
     BlockSpec,
     OnnxExportError,
     Protocol,
     export_onnx,
-    export_onnx_bundle,
-    import_csv,
     measure,
     measure_block,
     measure_many,
