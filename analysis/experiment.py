@@ -185,18 +185,24 @@ def kill_leftovers(experiment_id: str, experiments_dir: Path) -> list[int]:
     dispatcher would reconnect to the resumed manager and break it: NNI reports "Dispatcher
     stream error"; its trials would report into the resumed experiment). Refuses while the
     manager itself is alive. Returns the ids killed."""
-    import psutil
-
     processes = experiment_processes(experiment_id, experiments_dir)
     managers = [p for p in processes if is_manager(p)]
     if managers:
         raise ExperimentError(f"experiment {experiment_id} is still running (NNI manager "
                               f"process {managers[0].pid}); stop it with `nnictl stop "
                               f"{experiment_id}` or wait for it to end before resuming")
+    return kill_processes(processes)
+
+
+def kill_processes(processes: list[psutil.Process]) -> list[int]:
+    """SIGKILL each of `processes` (one already gone is skipped), wait up to 30 s for them to
+    end; returns their ids."""
+    import psutil
+
     for process in processes:
         try:
             process.kill()
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             pass
     psutil.wait_procs(processes, timeout=30)
     return [p.pid for p in processes]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from analysis.experiment import private_netns_command
+from analysis.experiment import kill_processes, private_netns_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_ROOT / "tests"
@@ -30,13 +30,7 @@ def kill_processes_of(root: Path) -> list[int]:
         cwd = process.info["cwd"] or ""
         if cwd.startswith(str(root)) or any(str(root) in part for part in cmdline):
             victims.append(process)
-    for process in victims:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(victims, timeout=30)
-    return [p.pid for p in victims]
+    return kill_processes(victims)
 
 
 def run_privately(argv: list[str], *, root: Path, timeout_s: float, **env: str

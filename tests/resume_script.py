@@ -23,7 +23,13 @@ from pathlib import Path
 import psutil
 import yaml
 
-from analysis.experiment import REPO_ROOT, experiment_processes, is_manager, load_config_file
+from analysis.experiment import (
+    REPO_ROOT,
+    experiment_processes,
+    is_manager,
+    kill_processes,
+    load_config_file,
+)
 
 NNICTL = str(Path(sys.executable).parent / "nnictl")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -114,11 +120,8 @@ def main(work: Path, predictor: Path, port: int, trials: int, kill_after: int) -
                           "after": final_metrics(database), "events": trial_events(database),
                           "summary": json.loads(proc.stdout.strip().splitlines()[-1])}))
     finally:  # on any failure: the experiment's processes, by id (the test kills the rest)
-        for process in experiment_processes(experiment_id, work / "nni") if experiment_id else []:
-            try:
-                process.kill()
-            except psutil.Error:
-                pass
+        if experiment_id:
+            kill_processes(experiment_processes(experiment_id, work / "nni"))
 
 
 if __name__ == "__main__":
