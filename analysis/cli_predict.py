@@ -73,10 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also measure blocks to fit and score the block table")
     p.add_argument("--from-store", action="store_true",
                    help="fit on the device's stored (e.g. imported) measurements instead")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads (default 1: steadiest where other work shares the CPU)")
     p.add_argument("--img-size", type=int, nargs="+", metavar="H W")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs", type=int, default=15, help="minimum timed runs per measurement")
+    p.add_argument("--runs", type=int, default=20, help="minimum timed runs per measurement")
     p.add_argument("--min-time", type=float, default=0.5, help="minimum timed seconds")
     p.add_argument("--store", default=None, help="measurement store (default: user data dir)")
     p = add_command(sub, "predict", cmd_predict, "predicted latency of a model")

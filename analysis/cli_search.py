@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgevit.cli import CliError, add_command
@@ -30,6 +32,18 @@ def _rerun_in_private_netns(args: argparse.Namespace) -> None:
         warn_exposed()
         return
     raise SystemExit(subprocess.run(command, env=os.environ.copy()).returncode)
+
+
+@contextlib.contextmanager
+def _experiment_errors() -> Iterator[None]:
+    """An NNI experiment that fails (tuner crash, manager error, timeout) ends the command with
+    its first line as a user error (exit 2), like any other."""
+    from .experiment import ExperimentError
+
+    try:
+        yield
+    except ExperimentError as err:
+        raise CliError(str(err).splitlines()[0]) from None
 
 
 def _search_settings(args: argparse.Namespace, predictor: Path):
@@ -79,24 +93,23 @@ def cmd_search(args: argparse.Namespace) -> dict:
     predictor = Path(args.predictor)
     if not predictor.is_file():
         raise CliError(f"predictor file not found: {predictor} (run `edgevit calibrate` first)")
-    experiment_id, experiments_dir = run_search(_search_settings(args, predictor))
+    with _experiment_errors():
+        experiment_id, experiments_dir = run_search(_search_settings(args, predictor))
     return _report(experiment_id, experiments_dir, args, predictor)
 
 
 def cmd_resume(args: argparse.Namespace) -> dict:
     """Continue a stopped or crashed experiment to its budget, then report it like `search`."""
     _rerun_in_private_netns(args)
-    from .experiment import ExperimentError, resume_search
+    from .experiment import resume_search
 
     predictor = Path(args.predictor)
     if not predictor.is_file():
         raise CliError(f"predictor file not found: {predictor}")
     experiments_dir = Path(args.experiments_dir or Path.home() / "nni-experiments")
-    try:
+    with _experiment_errors():
         experiment_id, experiments_dir = resume_search(args.experiment, experiments_dir,
                                                        args.port, timeout_s=args.timeout)
-    except ExperimentError as err:
-        raise CliError(str(err).splitlines()[0]) from None
     return _report(experiment_id, experiments_dir, args, predictor)
 
 
@@ -142,7 +155,8 @@ def cmd_demo(args: argparse.Namespace) -> dict:
                                        noise_repeats=5)
         print(report.table())
         predictors["features_gp"].save(predictor_path)
-    experiment_id, experiments_dir = run_search(_search_settings(args, predictor_path))
+    with _experiment_errors():
+        experiment_id, experiments_dir = run_search(_search_settings(args, predictor_path))
     args.measure_front = True  # the demo closes the loop: the front is timed for real
     return _report(experiment_id, experiments_dir, args, predictor_path)
 

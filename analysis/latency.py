@@ -510,7 +510,7 @@ def onnx_opset(path: str | os.PathLike[str]) -> int:
 # Timing
 
 
-def _time_interleaved(runners: Sequence[Callable[[], object]], protocol: Protocol
+def time_interleaved(runners: Sequence[Callable[[], object]], protocol: Protocol
                       ) -> list[list[float]]:
     """Per-run times (ms) of each runner, timed in one loop in alternating order (ABBA...)."""
     for run in runners:
@@ -576,7 +576,7 @@ def _measure(targets: Sequence[Target], backend: str, threads: int,
         while attempts < protocol.max_attempts:
             attempts += 1
             with torch.inference_mode():
-                times = _time_interleaved([p.run for p in prepared], protocol)
+                times = time_interleaved([p.run for p in prepared], protocol)
             if len(times) == 1:
                 noise = summarize(times[0])[2]
             else:
@@ -757,6 +757,7 @@ __all__ = [
     "prepare",
     "store_result",
     "summarize",
+    "time_interleaved",
     "torch_threads",
     "check_img_size",
 ]

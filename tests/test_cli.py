@@ -68,3 +68,27 @@ def test_console_script_info(name: str, params: int) -> None:
         capture_output=True, text=True, timeout=120, check=True,
     )
     assert json.loads(proc.stdout)["params"] == params
+
+
+@pytest.mark.parametrize("command", ["search", "demo", "resume"])
+def test_a_failed_experiment_is_one_clear_line(tmp_path, capsys, monkeypatch, command) -> None:
+    """search, demo and resume all end a failed NNI run with its first line and exit 2."""
+    import analysis.experiment
+    from analysis.predictors import MacsLinear
+    from analysis.store import canonical_json, device_fingerprint, sha256_hex
+
+    def fail(*args, **kwargs):
+        raise analysis.experiment.ExperimentError("experiment abc123 FAILED: tuner crashed\n"
+                                                  "dispatcher log tail ...")
+
+    monkeypatch.setattr(analysis.experiment, "run_search", fail)
+    monkeypatch.setattr(analysis.experiment, "resume_search", fail)
+    predictor = MacsLinear(slope_ms_per_gmac=40.0, intercept_ms=3.0)
+    predictor.device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
+    predictor.save(tmp_path / "predictor.json")  # demo reuses it instead of calibrating
+    argv = {"search": ["search", "--predictor", str(tmp_path / "predictor.json")],
+            "demo": ["demo", "--out", str(tmp_path)],
+            "resume": ["resume", "abc123", "--predictor", str(tmp_path / "predictor.json")]}
+    code, _, err = run_cli(capsys, *argv[command], "--expose")
+    assert code == 2, err
+    assert "tuner crashed" in err and "internal error" not in err and err.count("\n") == 1
