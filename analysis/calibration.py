@@ -79,6 +79,7 @@ def state_adjusted(rows: pd.DataFrame, exponent: float, reference_ms: float) -> 
 
 
 MIN_REFERENCE_SPREAD = 0.01  # std of log reference time below which β cannot be told apart
+MIN_ROWS_FOR_EXPONENT = 30  # fewer training rows: β = 1 rather than a noisy estimate
 
 
 def fit_state_exponent(train: pd.DataFrame, reference_ms: float, *, iterations: int = 5,
@@ -87,12 +88,13 @@ def fit_state_exponent(train: pd.DataFrame, reference_ms: float, *, iterations: 
     rows: alternately fit f (per-kind cost features, no correction) to the adjusted latencies
     and regress log(raw / f) on log(reference / reference_ms). Configs are drawn at random, so
     the machine's state is independent of them and β is identified. 1 when the reference
-    barely moved (nothing to fit), clipped to `bounds`."""
+    barely moved (nothing to fit) or with fewer than MIN_ROWS_FOR_EXPONENT rows; clipped to
+    `bounds`."""
     from .predictors import FeatureModel
 
     log_reference = np.log(train["reference_latency_ms"].to_numpy(dtype=np.float64)
                            / reference_ms)
-    if len(train) < 10 or log_reference.std() < MIN_REFERENCE_SPREAD:
+    if len(train) < MIN_ROWS_FOR_EXPONENT or log_reference.std() < MIN_REFERENCE_SPREAD:
         return 1.0
     configs = [EdgeViTConfig.from_json(text) for text in train["config_json"]]
     raw = train["raw_latency_ms"].to_numpy(dtype=np.float64)

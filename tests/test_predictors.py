@@ -172,7 +172,10 @@ def test_state_exponent_is_recovered(exponent: float) -> None:
     assert fit_state_exponent(rows, 20.0) == pytest.approx(exponent, abs=0.02)
 
 
-def test_state_exponent_is_one_when_the_reference_stood_still() -> None:
-    from analysis.calibration import fit_state_exponent
+def test_state_exponent_is_one_without_enough_to_fit() -> None:
+    """A reference that stood still, or too few rows: the plain ratio (β = 1)."""
+    from analysis.calibration import MIN_ROWS_FOR_EXPONENT, fit_state_exponent
 
     assert fit_state_exponent(synthetic_sweep(0.3, reference_spread=0.001), 20.0) == 1.0
+    few = synthetic_sweep(0.3, reference_spread=0.15).head(MIN_ROWS_FOR_EXPONENT - 1)
+    assert fit_state_exponent(few, 20.0) == 1.0
