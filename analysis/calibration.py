@@ -198,7 +198,8 @@ def evaluate_calibration(frame: pd.DataFrame, *, device: str
     """Fit and score measured rows with a `split` column: 'train' and 'test' configs, optional
     'blocks' (for the table) and 'repeat' (test configs measured again, for the noise floor),
     each with raw_latency_ms and reference_latency_ms. Whole-model latency_ms is recomputed with
-    β fitted on the training rows, so this also re-scores stored calibrations."""
+    β fitted on the training rows, so this also re-scores stored calibrations. Rows without a
+    reference time (a device's own absolute measurements) keep their latency_ms."""
     frame = frame.copy()
     splits = {name: frame[frame["split"] == name] for name in ("train", "test", "blocks",
                                                                "repeat")}
@@ -206,10 +207,12 @@ def evaluate_calibration(frame: pd.DataFrame, *, device: str
         raise ValueError(f"need ≥ 3 training and ≥ 1 held-out rows, got "
                          f"{len(splits['train'])} and {len(splits['test'])}")
     swept = pd.concat([splits["train"], splits["test"]])
-    reference_ms = float(np.median(swept["reference_latency_ms"]))
-    exponent = fit_state_exponent(splits["train"], reference_ms)
-    for name in ("train", "test", "repeat"):
-        splits[name] = state_adjusted(splits[name], exponent, reference_ms)
+    reference_ms, exponent = float("nan"), 1.0
+    if "reference_latency_ms" in swept and swept["reference_latency_ms"].notna().all():
+        reference_ms = float(np.median(swept["reference_latency_ms"]))
+        exponent = fit_state_exponent(splits["train"], reference_ms)
+        for name in ("train", "test", "repeat"):
+            splits[name] = state_adjusted(splits[name], exponent, reference_ms)
     train, test = splits["train"], splits["test"]
     blocks = splits["blocks"] if len(splits["blocks"]) else None
 
@@ -231,7 +234,8 @@ def evaluate_calibration(frame: pd.DataFrame, *, device: str
         device=device, img_size=(int(swept["input_h"].iloc[0]), int(swept["input_w"].iloc[0])),
         train_count=len(train), test_count=len(test), reference_latency_ms=reference_ms,
         scores=scores, noise_floor=noise, seconds=0.0,
-        noisy_measurements=int(swept["flagged_noisy"].sum()), state_exponent=exponent,
+        noisy_measurements=int(swept["flagged_noisy"].sum()) if "flagged_noisy" in swept else 0,
+        state_exponent=exponent,
         extra={"train": train, "test": test, "blocks": blocks,
                "repeat": splits["repeat"] if len(splits["repeat"]) else None},
     )
@@ -261,7 +265,9 @@ def committed_predictor(kind: str = "features_gp",
 def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
                          holdout_fraction: float = 0.25
                          ) -> tuple[dict[str, LatencyPredictor], CalibrationReport]:
-    """Fit and score on measurements already stored (e.g. a phone's imported CSV)."""
+    """Fit and score on measurements already stored (`MeasurementStore.to_dataframe()`, e.g. a
+    phone's imported CSV): the device's whole-model rows, a random share held out. Rows timed
+    against a reference (all of them) are normalised like a fresh calibration's."""
     rows = frame[(frame["config_kind"] == "model")]
     if "device_name" in rows:
         rows = rows[rows["device_name"] == device]
@@ -270,17 +276,7 @@ def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
                          "need at least 4 to fit and hold some out")
     order = np.random.default_rng(seed + 1).permutation(len(rows))
     test_count = max(1, int(round(holdout_fraction * len(rows))))
-    test, train = rows.iloc[order[:test_count]], rows.iloc[order[test_count:]]
-    predictors = fit_all(train, None)
-    for predictor in predictors.values():
-        predictor.device = device
-    test_configs = [EdgeViTConfig.from_json(text) for text in test["config_json"]]
-    measured = test["latency_ms"].to_numpy(dtype=np.float64)
-    scores = {name: score(p.predict(test_configs), measured).as_dict()
-              for name, p in predictors.items()}
-    size = (int(rows["input_h"].iloc[0]), int(rows["input_w"].iloc[0]))
-    report = CalibrationReport(device=device, img_size=size, train_count=len(train),
-                               test_count=test_count, reference_latency_ms=float("nan"),
-                               scores=scores, noise_floor={}, seconds=0.0,
-                               noisy_measurements=0)
-    return predictors, report
+    split = np.full(len(rows), "train", dtype=object)
+    split[order[:test_count]] = "test"
+    return evaluate_calibration(rows.assign(split=split, raw_latency_ms=rows["latency_ms"]),
+                                device=device)

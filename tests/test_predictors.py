@@ -179,3 +179,19 @@ def test_state_exponent_is_one_without_enough_to_fit() -> None:
     assert fit_state_exponent(synthetic_sweep(0.3, reference_spread=0.001), 20.0) == 1.0
     few = synthetic_sweep(0.3, reference_spread=0.15).head(MIN_ROWS_FOR_EXPONENT - 1)
     assert fit_state_exponent(few, 20.0) == 1.0
+
+
+def test_calibrating_from_stored_rows_normalises_relative_ones() -> None:
+    """Stored rows timed against a reference (latency_ms raw, as the store keeps them) are
+    normalised with a fitted β, like a fresh calibration; a device's absolute rows are not."""
+    from analysis.calibration import calibrate_from_frame
+
+    sweep = synthetic_sweep(0.6, reference_spread=0.15)
+    stored = sweep.drop(columns=["latency_ms"]).rename(columns={"raw_latency_ms": "latency_ms"})
+    _, relative = calibrate_from_frame(stored, device="phone")
+    assert relative.state_exponent == pytest.approx(0.6, abs=0.03)
+    assert relative.scores["features_gp"]["within_5"] == 1.0
+    absolute = stored.assign(reference_latency_ms=np.nan)
+    _, report = calibrate_from_frame(absolute, device="phone")
+    assert report.state_exponent == 1.0 and np.isnan(report.reference_latency_ms)
+    assert report.scores["features_gp"]["within_5"] < 1.0  # the drift stays in the numbers
