@@ -8,9 +8,10 @@ held-out ones; and the noise floor: held-out configs measured a second time the 
 Goal: ≥ 95 % within ±10 %, τ ≥ 0.9, clearly better than MACs-linear.
 
 One thread by default: on this shared 2-vCPU machine a second thread competes with the other
-tenants, and the XXS reference slows down more than large models do when they are busy, so
-two-thread ratios move with the machine's state (noise floor 85 % within ±10 % at 2 threads,
-100 % at 1 thread; `benchmarks/latency_noise.py` shows it on raw per-run times).
+tenants, and 2-thread times move with their load (in a busy window the same configs timed twice
+agreed to 90 % within ±10 % at 2 threads, 100 % at 1 thread). Latencies are normalised to the
+reference with the exponent β fitted on the training configs (`analysis.calibration`).
+`--rescore CSV` refits and rescores a CSV this script wrote, timing nothing.
 
 Writes the measurements to analysis/data/latency_cpu_{1thread,2threads}.csv (+ .json with the
 device, the protocol and the report) for notebooks/03_latency_predictors.ipynb.
