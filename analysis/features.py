@@ -75,9 +75,10 @@ def config_features(configs: Sequence[EdgeViTConfig],
     groups: dict[tuple, list[int]] = {}
     for index, config in enumerate(configs):
         key = (config.sampler, config.local_prop, config.local_agg, config.global_attn,
-               config.num_classes, config.in_chans)
+               config.num_classes, config.in_chans, config.qkv_bias)
         groups.setdefault(key, []).append(index)
-    for (sampler, local_prop, local_agg, global_attn, classes, chans), rows in groups.items():
+    for (sampler, local_prop, local_agg, global_attn, classes, chans, qkv_bias), rows in (
+            groups.items()):
         chosen = [configs[i] for i in rows]
         out[rows] = feature_matrix(
             [cfg.widths for cfg in chosen], [cfg.depths for cfg in chosen],
@@ -85,5 +86,6 @@ def config_features(configs: Sequence[EdgeViTConfig],
             [cfg.mlp_ratio for cfg in chosen], [cfg.local_kernel for cfg in chosen],
             img_size=img_size, num_classes=classes, in_chans=chans, sampler=sampler,
             local_prop=local_prop, local_agg=local_agg, global_attn=global_attn,
+            qkv_bias=qkv_bias,
         )
     return out

@@ -160,13 +160,13 @@ def position_encoding_ops(prefix: str) -> list[Op]:
     return conv + [add_op(f"{prefix}.pos_embed@add", h * w * c)]
 
 
-def lsa_mixer_ops(prefix: str) -> list[Op]:
+def lsa_mixer_ops(prefix: str, qkv_bias: bool = True) -> list[Op]:
     """Twins' locally-grouped attention in k×k windows of the map zero-padded to k multiples."""
     hp, wp = padded(h, k), padded(w, k)
     windows = (hp / k) * (wp / k)
     tokens = hp * wp
     return (
-        linear_ops(f"{prefix}.qkv", tokens=tokens, c_in=c, c_out=3 * c)
+        linear_ops(f"{prefix}.qkv", tokens=tokens, c_in=c, c_out=3 * c, bias=qkv_bias)
         + attention_ops(prefix, queries=k**2, keys=k**2, channels=c, heads=n, groups=windows)
         + linear_ops(f"{prefix}.proj", tokens=tokens, c_in=c, c_out=c)
     )
@@ -185,16 +185,17 @@ def conv_mixer_ops(prefix: str) -> list[Op]:
     )
 
 
-def local_agg_ops(local_agg: str, prefix: str = "local_agg") -> list[Op]:
+def local_agg_ops(local_agg: str, prefix: str = "local_agg", qkv_bias: bool = True) -> list[Op]:
     """The first L: x + dw3×3(x); x + mixer(BN(x)); x + ConvFFN(BN(x))."""
     if local_agg == "none":
         return []
     hwc = h * w * c
-    mixer = conv_mixer_ops if local_agg == "conv" else lsa_mixer_ops
+    mixer = (conv_mixer_ops(f"{prefix}.mixer") if local_agg == "conv"
+             else lsa_mixer_ops(f"{prefix}.mixer", qkv_bias))
     return (
         position_encoding_ops(prefix)
         + [norm_op(f"{prefix}.norm1", "batch_norm", numel=hwc, channels=c)]
-        + mixer(f"{prefix}.mixer")
+        + mixer
         + [add_op(f"{prefix}.mixer@add", hwc),
            norm_op(f"{prefix}.norm2", "batch_norm", numel=hwc, channels=c)]
         + ffn_ops(f"{prefix}.mlp", tokens=h * w, conv=True)
@@ -217,12 +218,13 @@ def sampler_ops(prefix: str, sampler: str) -> list[Op]:
                detail=(("kernel_area", r**2),))]
 
 
-def sparse_attn_ops(prefix: str, *, rate_is_one: bool, sampler: str, local_prop: str) -> list[Op]:
+def sparse_attn_ops(prefix: str, *, rate_is_one: bool, sampler: str, local_prop: str,
+                    qkv_bias: bool = True) -> list[Op]:
     """GlobalSparseAttn: sample, q/k/v + attention on the delegates, LocalProp, norm, proj."""
     hw = h * w
     if rate_is_one:
         return (
-            linear_ops(f"{prefix}.qkv", tokens=hw, c_in=c, c_out=3 * c)
+            linear_ops(f"{prefix}.qkv", tokens=hw, c_in=c, c_out=3 * c, bias=qkv_bias)
             + attention_ops(prefix, queries=hw, keys=hw, channels=c, heads=n)
             + linear_ops(f"{prefix}.proj", tokens=hw, c_in=c, c_out=c)
         )
@@ -236,7 +238,7 @@ def sparse_attn_ops(prefix: str, *, rate_is_one: bool, sampler: str, local_prop:
                    numel_out=delegates * r**2 * c)]
     return (
         sampler_ops(prefix, sampler)
-        + linear_ops(f"{prefix}.qkv", tokens=delegates, c_in=c, c_out=3 * c)
+        + linear_ops(f"{prefix}.qkv", tokens=delegates, c_in=c, c_out=3 * c, bias=qkv_bias)
         + attention_ops(prefix, queries=delegates, keys=delegates, channels=c, heads=n)
         + prop
         + [norm_op(f"{prefix}.norm", "layer_norm", numel=hw * c, channels=c)]
@@ -244,10 +246,10 @@ def sparse_attn_ops(prefix: str, *, rate_is_one: bool, sampler: str, local_prop:
     )
 
 
-def sra_ops(prefix: str, *, rate_is_one: bool) -> list[Op]:
+def sra_ops(prefix: str, *, rate_is_one: bool, qkv_bias: bool = True) -> list[Op]:
     """PVT-v2 spatial-reduction attention: q on all tokens, k/v on an r-strided conv + LN."""
     hw = h * w
-    ops = linear_ops(f"{prefix}.q", tokens=hw, c_in=c, c_out=c)
+    ops = linear_ops(f"{prefix}.q", tokens=hw, c_in=c, c_out=c, bias=qkv_bias)
     if rate_is_one:
         reduced = hw
     else:
@@ -258,21 +260,21 @@ def sra_ops(prefix: str, *, rate_is_one: bool) -> list[Op]:
         ops.append(norm_op(f"{prefix}.norm", "layer_norm", numel=reduced * c, channels=c))
     return (
         ops
-        + linear_ops(f"{prefix}.kv", tokens=reduced, c_in=c, c_out=2 * c)
+        + linear_ops(f"{prefix}.kv", tokens=reduced, c_in=c, c_out=2 * c, bias=qkv_bias)
         + attention_ops(prefix, queries=hw, keys=reduced, channels=c, heads=n)
         + linear_ops(f"{prefix}.proj", tokens=hw, c_in=c, c_out=c)
     )
 
 
 def global_block_ops(*, global_attn: str, rate_is_one: bool, sampler: str, local_prop: str,
-                     prefix: str = "global_block") -> list[Op]:
+                     qkv_bias: bool = True, prefix: str = "global_block") -> list[Op]:
     """The G(L) half: x + dw3×3(x); x + attn(LN(x)); x + Mlp(LN(x))."""
     hw, hwc = h * w, h * w * c
     if global_attn == "sparse":
         attn = sparse_attn_ops(f"{prefix}.attn", rate_is_one=rate_is_one, sampler=sampler,
-                               local_prop=local_prop)
+                               local_prop=local_prop, qkv_bias=qkv_bias)
     else:
-        attn = sra_ops(f"{prefix}.attn", rate_is_one=rate_is_one)
+        attn = sra_ops(f"{prefix}.attn", rate_is_one=rate_is_one, qkv_bias=qkv_bias)
     return (
         position_encoding_ops(prefix)
         + [norm_op(f"{prefix}.norm1", "layer_norm", numel=hwc, channels=c)]
@@ -287,11 +289,13 @@ def global_block_ops(*, global_attn: str, rate_is_one: bool, sampler: str, local
 @cache
 def lgl_block_ops(*, local_agg: str = "conv", global_attn: str = "sparse",
                   sampler: str = "top_left", local_prop: str = "deconv",
-                  rate_is_one: bool = False) -> tuple[Op, ...]:
-    """One LGL block at (h, w, c, n, m, k, r). With r = 1 there is no LocalAgg (the release)."""
-    local = [] if rate_is_one else local_agg_ops(local_agg)
+                  rate_is_one: bool = False, qkv_bias: bool = True) -> tuple[Op, ...]:
+    """One LGL block at (h, w, c, n, m, k, r). With r = 1 there is no LocalAgg (the release).
+    qkv_bias: whether the attention's q/k/v projections carry a bias."""
+    local = [] if rate_is_one else local_agg_ops(local_agg, qkv_bias=qkv_bias)
     return tuple(local + global_block_ops(global_attn=global_attn, rate_is_one=rate_is_one,
-                                          sampler=sampler, local_prop=local_prop))
+                                          sampler=sampler, local_prop=local_prop,
+                                          qkv_bias=qkv_bias))
 
 
 @cache
@@ -450,7 +454,7 @@ def model_cost(config: EdgeViTConfig, img_size: tuple[int, int] = (224, 224)) ->
         ops += _evaluate(stem_ops(), STEM_ARGS, (sh, sw, width, c_in, stride), f"stages.{i}.")
         block = lgl_block_ops(local_agg=config.local_agg, global_attn=config.global_attn,
                               sampler=config.sampler, local_prop=config.local_prop,
-                              rate_is_one=rate == 1)
+                              rate_is_one=rate == 1, qkv_bias=config.qkv_bias)
         values = (sh, sw, width, heads, config.mlp_ratio, config.local_kernel, rate)
         for j in range(depth):
             ops += _evaluate(block, BLOCK_ARGS, values, f"stages.{i}.blocks.{j}.")

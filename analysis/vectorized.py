@@ -49,6 +49,7 @@ def summed_quantities(
     local_kernel: np.ndarray | int = 5, *, img_size: tuple[int, int] = (224, 224),
     num_classes: int = 1000, in_chans: int = 3, sampler: str = "top_left",
     local_prop: str = "deconv", local_agg: str = "conv", global_attn: str = "sparse",
+    qkv_bias: bool = True,
 ) -> np.ndarray:
     """Per-op `quantities` summed over every op of each of N models: float64 (N, width)."""
     widths = np.asarray(widths, dtype=np.float64)
@@ -64,7 +65,7 @@ def summed_quantities(
     head_dim, mlp_ratio = _columns(head_dim, count), _columns(mlp_ratio, count)
     kernel = _columns(local_kernel, count)
     switches = dict(sampler=sampler, local_prop=local_prop, local_agg=local_agg,
-                    global_attn=global_attn)
+                    global_attn=global_attn, qkv_bias=qkv_bias)
     sparse = _summed(symbolic.lgl_block_ops(**switches), BLOCK_ARGS, quantities, width)
     full = _summed(symbolic.lgl_block_ops(rate_is_one=True, **switches), BLOCK_ARGS,
                    quantities, width)
