@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from config_strategies import configs_and_sizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_model import official_filled_model, relative_error
@@ -22,7 +23,6 @@ from torch import nn
 import edgevit
 from analysis.latency import export_onnx, onnx_opset, onnx_rel_error
 from edgevit import EdgeViT, EdgeViTConfig, create_model
-from edgevit.config import GLOBAL_ATTNS, LOCAL_AGGS, LOCAL_PROPS, SAMPLERS
 from edgevit.fuse import (
     FUSED_MARKER,
     PointwiseLinear,
@@ -129,23 +129,9 @@ def test_compiled_reference_logits(vectors, official_state_dicts, reference_dir)
 
 @st.composite
 def random_cases(draw) -> tuple[EdgeViTConfig, tuple[int, int], int]:
-    head_dim = draw(st.sampled_from([8, 12, 16]))
-    config = EdgeViTConfig(
-        widths=tuple(head_dim * draw(st.integers(1, 3)) for _ in range(4)),
-        depths=tuple(draw(st.integers(1, 2)) for _ in range(4)),
-        sample_rates=tuple(draw(st.integers(1, 5)) for _ in range(4)),
-        head_dim=head_dim,
-        mlp_ratio=draw(st.sampled_from([1.5, 2.0, 4.0, 2.7])),
-        local_kernel=draw(st.sampled_from([3, 5, 7])),
-        num_classes=draw(st.sampled_from([0, 10])),
-        in_chans=draw(st.sampled_from([1, 3])),
-        qkv_bias=draw(st.booleans()),
-        sampler=draw(st.sampled_from(SAMPLERS)),
-        local_prop=draw(st.sampled_from(LOCAL_PROPS)),
-        local_agg=draw(st.sampled_from(LOCAL_AGGS)),
-        global_attn=draw(st.sampled_from(GLOBAL_ATTNS)),
-    )
-    size = (draw(st.integers(32, 140)), draw(st.integers(32, 140)))
+    """Small configs (fast to run twice), sizes up to 140 pixels, and a weight seed."""
+    config, size = draw(configs_and_sizes(max_width_mult=3, mlp_ratios=[1.5, 2.0, 4.0, 2.7],
+                                          class_counts=[0, 10], max_side=140))
     return config, size, draw(st.integers(0, 2**16))
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from config_strategies import configs_and_sizes
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 import edgevit
 from analysis import symbolic
 from analysis.symbolic import model_cost
-from edgevit import EdgeViT, EdgeViTConfig
-from edgevit.config import GLOBAL_ATTNS, LOCAL_AGGS, LOCAL_PROPS, SAMPLERS
+from edgevit import EdgeViT
 
 
 def measured_macs(model: torch.nn.Module, img_size: tuple[int, int]) -> int:
@@ -49,25 +48,10 @@ def test_padded_and_non_square_sizes_exact(name: str, size: tuple[int, int]) -> 
     assert model_cost(model.config, size).macs == measured_macs(model, size)
 
 
-@st.composite
-def random_configs(draw) -> tuple[EdgeViTConfig, tuple[int, int]]:
-    head_dim = draw(st.sampled_from([8, 12, 16]))
-    config = EdgeViTConfig(
-        widths=tuple(head_dim * draw(st.integers(1, 4)) for _ in range(4)),
-        depths=tuple(draw(st.integers(1, 2)) for _ in range(4)),
-        sample_rates=tuple(draw(st.integers(1, 5)) for _ in range(4)),
-        head_dim=head_dim,
-        mlp_ratio=draw(st.sampled_from([1.5, 2.0, 3.0, 4.0, 2.7])),
-        local_kernel=draw(st.sampled_from([3, 5, 7])),
-        num_classes=draw(st.sampled_from([0, 10, 1000])),
-        in_chans=draw(st.sampled_from([1, 3])),
-        sampler=draw(st.sampled_from(SAMPLERS)),
-        local_prop=draw(st.sampled_from(LOCAL_PROPS)),
-        local_agg=draw(st.sampled_from(LOCAL_AGGS)),
-        global_attn=draw(st.sampled_from(GLOBAL_ATTNS)),
-    )
-    size = (draw(st.integers(32, 150)), draw(st.integers(32, 150)))
-    return config, size
+def random_configs():
+    """Configs up to 4 × head_dim wide, every classifier size, sizes up to 150 pixels."""
+    return configs_and_sizes(max_width_mult=4, mlp_ratios=[1.5, 2.0, 3.0, 4.0, 2.7],
+                             class_counts=[0, 10, 1000], max_side=150)
 
 
 @settings(max_examples=60, deadline=None)
@@ -104,3 +88,20 @@ def test_block_formulas_by_hand() -> None:
     global_ = (9 * hw * c + delegates * c * 3 * c + 2 * delegates * delegates * c
                + hw * c + hw * c * c + 2 * hw * c * e)
     assert symbolic.total(ops).subs(values) == local + global_
+
+
+@pytest.mark.parametrize("ablation", ["edgevit_xxs", "ablation_la_lsa", "ablation_wo_lp"])
+def test_qkv_without_bias_counted_in_every_path(ablation: str) -> None:
+    """qkv_bias=False drops the q/k/v biases (LSA, sparse attention and SRA's q and kv) from
+    the parameters, in model_cost and in the vectorised counts alike."""
+    from analysis.vectorized import macs_params
+
+    config = edgevit.preset_config(ablation).replace(qkv_bias=False)
+    model = EdgeViT(config)
+    assert model_cost(config).params == model.num_params()
+    _, params = macs_params([config.widths], [config.depths], [config.sample_rates],
+                            config.head_dim, config.mlp_ratio, config.local_kernel,
+                            sampler=config.sampler, local_prop=config.local_prop,
+                            local_agg=config.local_agg, global_attn=config.global_attn,
+                            qkv_bias=False)
+    assert params[0] == model.num_params() < EdgeViT(config.replace(qkv_bias=True)).num_params()
