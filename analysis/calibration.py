@@ -182,8 +182,9 @@ def calibrate(
                                      progress=progress)
         parts.append(normalised_frame(block_results, "block").assign(split="blocks"))
     if noise_repeats > 0:
-        repeat = [EdgeViTConfig.from_json(text) for text in parts[0]["config_json"]]
-        again = measure_many(repeat[:noise_repeats], threads=threads, img_size=img_size,
+        repeat = [EdgeViTConfig.from_json(text)
+                  for text in parts[0]["config_json"].iloc[:noise_repeats]]
+        again = measure_many(repeat, threads=threads, img_size=img_size,
                              reference=reference, protocol=protocol, progress=progress)
         parts.append(normalised_frame(again, "model").assign(split="repeat"))
 
