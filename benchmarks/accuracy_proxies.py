@@ -4,7 +4,7 @@ Configs: the release's XXS, XS and S (as points of the search space, `DEFAULT_SP
 plus configs sampled uniformly from `DEFAULT_SPACE` with a seeded generator (duplicates
 skipped). For each config, on the bundled digits at 32×32 (one channel, 10 classes):
 
-  * every proxy of `analysis.proxies` on one 64-image training batch, each with its seconds;
+  * every proxy of `analysis.accuracy.proxies` on one 64-image training batch, each with its seconds;
   * short training with `TrainRecipe` (epochs from --epochs), held-out top-1 and seconds.
 
 Then Kendall τ-b and Spearman ρ of each proxy against the trained accuracy, with 95 % percentile
@@ -12,7 +12,7 @@ bootstrap intervals over configs, and seconds per config. The XXS preset is also
 --noise-seeds extra seeds: the spread of its accuracy is the noise floor of the reference.
 
 Writes every row to results/accuracy_proxies.csv as it goes (results/ is not committed) and, at
-the end, the committed summary analysis/data/accuracy_proxy_study.json that notebook 05 loads:
+the end, the committed summary analysis/accuracy/data/accuracy_proxy_study.json that notebook 05 loads:
 
   created, torch, threads, recipe, dataset (sizes, image side), proxy_batch_size, seed,
   proxies (names), configs: [{name, search_params, config, accuracy, train_seconds, proxies,
@@ -43,16 +43,16 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from analysis.accuracy import (  # noqa: E402
+from analysis.accuracy.methods import (  # noqa: E402
     PROXY_BATCH_SIZE,
     STUDY_JSON,
     cheapest_comparable,
     study_arrays,
 )
-from analysis.datasets import load_digits_dataset  # noqa: E402
-from analysis.proxies import PROXIES  # noqa: E402
-from analysis.rank_stats import correlation_table  # noqa: E402
-from analysis.training import (  # noqa: E402
+from analysis.accuracy.datasets import load_digits_dataset  # noqa: E402
+from analysis.accuracy.proxies import PROXIES  # noqa: E402
+from analysis.accuracy.rank_stats import correlation_table  # noqa: E402
+from analysis.accuracy.training import (  # noqa: E402
     DEFAULT_THREADS,
     TrainRecipe,
     build_model,
@@ -60,7 +60,7 @@ from analysis.training import (  # noqa: E402
     train_and_evaluate,
 )
 from edgevit.config import PRESETS, EdgeViTConfig  # noqa: E402
-from search_space import DEFAULT_SPACE  # noqa: E402
+from analysis.cost.search_space import DEFAULT_SPACE  # noqa: E402
 
 DEFAULT_CSV = REPO_ROOT / "results" / "accuracy_proxies.csv"
 
@@ -85,8 +85,8 @@ def study_configs(n: int, seed: int) -> list[tuple[EdgeViTConfig, dict[str, Any]
 def measure(config: EdgeViTConfig, dataset, recipe: TrainRecipe, seed: int,
             threads: int) -> dict[str, Any]:
     """Proxies (each timed alone) and short training of one config."""
-    from analysis.datasets import first_batch
-    from analysis.proxies import compute_proxy
+    from analysis.accuracy.datasets import first_batch
+    from analysis.accuracy.proxies import compute_proxy
 
     with torch_threads(threads):
         images, labels = first_batch(dataset.train, PROXY_BATCH_SIZE, seed)

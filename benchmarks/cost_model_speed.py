@@ -1,7 +1,7 @@
 """Configs per second: the vectorised symbolic cost model vs one fvcore trace per config.
 
 Both are measured in this one run on the same configs, and their answers compared: fvcore's
-printed count must equal the symbolic inventory under fvcore's rules (analysis.reconcile).
+printed count must equal the symbolic inventory under fvcore's rules (analysis.counters.reconcile).
 Goal: ≥ 10⁴× more configs per second, with the same answer.
 
     python benchmarks/cost_model_speed.py [--fvcore-configs 8] [--space-configs 200000]
@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from analysis.counters import count_fvcore, image_input
-from analysis.reconcile import predict
-from analysis.symbolic import model_cost
-from analysis.vectorized import macs_params
+from analysis.counters.reconcile import predict
+from analysis.cost.ops import model_cost
+from analysis.cost.batched import macs_params
 from edgevit.model import EdgeViT
-from search_space import DEFAULT_SPACE
+from analysis.cost.search_space import DEFAULT_SPACE
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ Paths, each on batch 1, float32, `--threads` intra-op threads:
                run by ONNX Runtime with its default thread pool (idle workers spin a moment
                before they sleep).
   ort_nospin   the same session options but workers that sleep at once
-               (`analysis.latency.ort_session`'s default, used for the latency store: spinning
+               (`analysis.latency.measure.ort_session`'s default, used for the latency store: spinning
                workers slow down whatever shares the cores).
   ort_official the official path exported the same way (how much of ORT's speed is fusion's).
 
@@ -29,7 +29,7 @@ that no path's spinning workers are still busy when the next path starts. The ta
 medians of the timed runs.
 
 Speed-up = median(official) / median(path). GMAC/s = the exact MACs of the cost model
-(`analysis.symbolic.model_cost`) / median latency. The ceiling is this CPU's sgemm rate
+(`analysis.cost.ops.model_cost`) / median latency. The ceiling is this CPU's sgemm rate
 measured in the same run at the same thread count: the fastest of torch.mm (BLAS), oneDNN's
 linear kernel and ONNX Runtime's MatMul (MLAS) on 1024×1024 float32 matrices (on AMD CPUs
 MKL's sgemm runs at half the rate of oneDNN's and MLAS's, which is why fused eager uses
@@ -66,8 +66,8 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 
 import edgevit  # noqa: E402
-from analysis.latency import export_onnx, ort_session  # noqa: E402
-from analysis.symbolic import model_cost  # noqa: E402
+from analysis.latency.measure import export_onnx, ort_session  # noqa: E402
+from analysis.cost.ops import model_cost  # noqa: E402
 from edgevit.fuse import compile_fused, onednn_linear_available  # noqa: E402
 
 ONNX_OPSET = 20  # torch 2.14's default opset (torch.onnx._constants.ONNX_DEFAULT_OPSET)

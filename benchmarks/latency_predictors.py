@@ -10,10 +10,10 @@ Goal: ≥ 95 % within ±10 %, τ ≥ 0.9, clearly better than MACs-linear.
 One thread by default: on this shared 2-vCPU machine a second thread competes with the other
 tenants, and 2-thread times move with their load (in a busy window the same configs timed twice
 agreed to 90 % within ±10 % at 2 threads, 100 % at 1 thread). Latencies are normalised to the
-reference with the exponent β fitted on the training configs (`analysis.calibration`).
+reference with the exponent β fitted on the training configs (`analysis.latency.calibration`).
 `--rescore CSV` refits and rescores a CSV this script wrote, timing nothing.
 
-Writes the measurements to analysis/data/latency_cpu_{1thread,2threads}.csv (+ .json with the
+Writes the measurements to analysis/latency/data/latency_cpu_{1thread,2threads}.csv (+ .json with the
 device, the protocol and the report) for notebooks/03_latency_predictors.ipynb.
 
     python benchmarks/latency_predictors.py [--train 200] [--test 60] [--threads 1] [--blocks]
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.calibration import CalibrationReport, calibrate, evaluate_calibration
-from analysis.latency import Protocol
-from analysis.store import MeasurementStore, device_fingerprint
+from analysis.latency.calibration import CalibrationReport, calibrate, evaluate_calibration
+from analysis.latency.measure import Protocol
+from analysis.latency.store import MeasurementStore, device_fingerprint
 
-DATA = Path(__file__).resolve().parents[1] / "analysis" / "data"
+DATA = Path(__file__).resolve().parents[1] / "analysis" / "latency" / "data"
 
 
 def write(report: CalibrationReport, out: Path, run: dict) -> None:
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=0.3)
     parser.add_argument("--store", default=None)
     parser.add_argument("--out", default=None,
-                        help="file stem (default analysis/data/latency_cpu_<N>thread[s])")
+                        help="file stem (default analysis/latency/data/latency_cpu_<N>thread[s])")
     parser.add_argument("--rescore", metavar="CSV", default=None,
                         help="time nothing: refit and rescore the rows of a CSV this script "
                              "wrote (its .json beside it keeps the run's device and protocol)")

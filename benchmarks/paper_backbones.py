@@ -2,13 +2,13 @@
 
 1. Backbones (feature pyramid only, batch 1, random weights): EdgeViT-XXS/XS/S, ResNet18,
    PVTv2-B0, PVTv2-B1 at 800×800 (detection) and 512×512 (segmentation), each timed interleaved
-   with ResNet18 (`analysis.backbones.measure_backbones`), with MACs (torch FlopCounterMode) and
+   with ResNet18 (`analysis.paper.backbones.measure_backbones`), with MACs (torch FlopCounterMode) and
    parameters; RAPL energy when /sys/class/powercap is readable. Printed beside the paper's
    ratios to ResNet18 (measured on a Snapdragon 888 phone CPU: compare loosely).
 2. Ablations (Tables 4a-4c, classifiers at ~0.5 GMACs, 224×224): exact MACs and params
-   (`analysis.symbolic`) and latency interleaved with the base `ablation_lgl`.
+   (`analysis.cost.ops`) and latency interleaved with the base `ablation_lgl`.
 
-Writes analysis/data/backbones_measured.json (notebook 06 loads it; --out elsewhere for trial
+Writes analysis/paper/data/backbones_measured.json (notebook 06 loads it; --out elsewhere for trial
 runs): provenance (created, torch, threads, protocol, device fingerprint, RAPL status, command),
 `backbones` (rows of `BackboneMeasurement.to_dict()`), `compared` (`compare_with_paper`),
 `ablations` (`paper_tables.ablation_table` rows).
@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from analysis.backbones import (  # noqa: E402
+from analysis.paper.backbones import (  # noqa: E402
     BACKBONES,
     MEASURED_JSON,
     TASK_SIZES,
@@ -41,8 +41,8 @@ from analysis.backbones import (  # noqa: E402
     rapl_status,
     results_header,
 )
-from analysis.latency import Protocol, measure_many  # noqa: E402
-from analysis.paper_tables import ablation_costs, ablation_table  # noqa: E402
+from analysis.latency.measure import Protocol, measure_many  # noqa: E402
+from analysis.paper.tables import ablation_costs, ablation_table  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

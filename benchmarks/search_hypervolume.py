@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from analysis.calibration import committed_predictor
-from analysis.predictors import LatencyPredictor
-from analysis.search_report import exhaustive_front
-from analysis.tuner_comparison import NNI_TUNERS, OPTUNA_SAMPLERS, compare
+from analysis.latency.calibration import committed_predictor
+from analysis.latency.predictors import LatencyPredictor
+from analysis.nas.report import exhaustive_front
+from analysis.nas.tuner_comparison import NNI_TUNERS, OPTUNA_SAMPLERS, compare
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ marker key, so that loading it into an unfused EdgeViT fails loudly), and a fuse
 refuses `load_state_dict`. To undo a fusion, load the original state_dict into a fresh
 `EdgeViT(config)`.
 
-Export: a fused model exports to ONNX like any other (`analysis.latency.export_onnx`; while
+Export: a fused model exports to ONNX like any other (`analysis.latency.measure.export_onnx`; while
 tracing or exporting, `PointwiseLinear` emits plain Conv / Gemm and GELU nodes), and
 `compile_fused` runs it through torch.compile (inductor with freezing).
 """

@@ -26,16 +26,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # the trial's working directory is a copy of search/
     sys.path.insert(0, str(REPO_ROOT))
 
-import search_space  # noqa: E402
-from analysis.objectives import (  # noqa: E402
+import analysis.cost.search_space  # noqa: E402
+from analysis.nas.objectives import (  # noqa: E402
     accuracy_objective,
     default_accuracy_method,
     draw_tchebycheff_weights,
     mnas_reward,
     tchebycheff_reward,
 )
-from analysis.predictors import LatencyPredictor  # noqa: E402
-from analysis.symbolic import model_cost  # noqa: E402
+from analysis.latency.predictors import LatencyPredictor  # noqa: E402
+from analysis.cost.ops import model_cost  # noqa: E402
 from edgevit import EdgeViTConfig  # noqa: E402
 from edgevit.registry import preset_config  # noqa: E402
 
@@ -89,8 +89,8 @@ def arm_watchdog(timeout_s: float | None) -> None:
 def measure_into_store(config: EdgeViTConfig, args: argparse.Namespace
                        ) -> dict[str, Any]:
     """Time `config` on this worker and append the result to `args.measure_store`."""
-    from analysis.latency import Protocol, measure, store_result
-    from analysis.store import MeasurementStore
+    from analysis.latency.measure import Protocol, measure, store_result
+    from analysis.latency.store import MeasurementStore
 
     protocol = Protocol(warmup_runs=1, min_runs=args.measure_runs, max_runs=args.measure_runs,
                         min_time_s=0.0, max_attempts=1)
@@ -103,7 +103,7 @@ def measure_into_store(config: EdgeViTConfig, args: argparse.Namespace
 
 def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate one point of the search space; raises ValueError on a NaN or bad input."""
-    config = search_space.decode(params)
+    config = analysis.cost.search_space.decode(params)
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
     cost = model_cost(config)
@@ -143,7 +143,7 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     arm_watchdog(args.timeout_s)
-    params = nni.get_next_parameter() or search_space.DEFAULT_SPACE.encode(
+    params = nni.get_next_parameter() or analysis.cost.search_space.DEFAULT_SPACE.encode(
         preset_config("edgevit_xxs"))
     result = run_trial(params, args)
     nni.report_final_result(result)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from analysis.experiment import kill_processes, private_netns_command
+from analysis.nas.experiment import kill_processes, private_netns_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_ROOT / "tests"
@@ -55,7 +55,7 @@ def run_search_privately(tmp_path: Path, predictor: Path, settings: str, body: s
     script = tmp_path / "search_script.py"
     script.write_text(
         "from pathlib import Path\n"
-        "from analysis.experiment import ExperimentError, SearchSettings, run_search\n"
+        "from analysis.nas.experiment import ExperimentError, SearchSettings, run_search\n"
         f"settings = SearchSettings(predictor=Path({str(predictor)!r}), accuracy='proxy:params',"
         f" experiments_dir=Path({str(tmp_path / 'nni')!r}), {settings})\n" + body
     )

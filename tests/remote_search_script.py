@@ -14,7 +14,7 @@ from pathlib import Path
 from loopback_sshd import LoopbackSshd, make_key
 from nni.experiment.config.training_services.remote import RemoteMachineConfig
 
-from analysis.experiment import REPO_ROOT, load_config_file, run_experiment
+from analysis.nas.experiment import REPO_ROOT, load_config_file, run_experiment
 
 
 def main(work: Path, predictor: Path, port: int, trials: int) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from analysis.experiment import (
+from analysis.nas.experiment import (
     REPO_ROOT,
     experiment_processes,
     is_manager,
@@ -109,7 +109,7 @@ def main(work: Path, predictor: Path, port: int, trials: int, kill_after: int) -
         # running (its dispatcher would break the resumed manager), runs `nnictl resume`,
         # watches the experiment to its budget, stops it and reports
         proc = subprocess.run(
-            [sys.executable, "-m", "edgevit.cli", "resume", experiment_id, "--predictor",
+            [sys.executable, "-m", "analysis.cli", "resume", experiment_id, "--predictor",
              str(predictor), "--experiments-dir", str(work / "nni"), "--port", str(port),
              "--out", str(work / "results"), "--timeout", "300", "--json"],
             capture_output=True, text=True, timeout=400)

@@ -80,7 +80,7 @@ class OpCall:
 
     @property
     def kind(self) -> str:
-        """The op kind in analysis.symbolic's vocabulary ("conv", "deconv", "matmul", …)."""
+        """The op kind in analysis.cost.ops's vocabulary ("conv", "deconv", "matmul", …)."""
         return API_KINDS.get(self.api, "data_movement" if is_data_movement(self.api) else "other")
 
 

@@ -1,0 +1,198 @@
+"""The search's accuracy axis: one interface over zero-cost proxies and short training.
+
+A method is a string:
+
+  proxy:NAME    a zero-cost proxy of the untrained network on one real mini-batch (64 training
+                images of the bundled digits unless `data` names an ImageFolder), in seconds on a
+                CPU; NAME in `analysis.accuracy.proxies.PROXIES` (synflow, jacob_cov, snip, grad_norm,
+                params, macs). The result is the raw score (higher = predicted more accurate).
+  train:digits  short training (`analysis.accuracy.training.TrainRecipe`) on scikit-learn's bundled
+                digits at 32×32, one channel; the result is held-out top-1 in [0, 1].
+  train:PATH    the same on an ImageFolder tree (`analysis.accuracy.datasets`), RGB at 224×224 unless
+                `img_size` says otherwise.
+
+Given a seed, every method is deterministic on one machine and thread count (default one
+thread; see `analysis.accuracy.training`). The committed
+study (`benchmarks/accuracy_proxies.py` -> `analysis/accuracy/data/accuracy_proxy_study.json`) measures
+how far each proxy ranks configs like short training does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgevit.config import EdgeViTConfig
+
+from analysis.accuracy.datasets import DIGITS, ImageDataset, first_batch, load_dataset
+from analysis.accuracy.proxies import PROXIES, compute_proxy
+from analysis.accuracy.training import TrainRecipe, build_model, torch_threads, train_and_evaluate
+
+METHOD_KINDS = ("proxy", "train")
+PROXY_BATCH_SIZE = 64
+STUDY_JSON = Path(__file__).resolve().parent / "data" / "accuracy_proxy_study.json"
+
+
+@dataclass(frozen=True)
+class AccuracyMethod:
+    """A parsed method string: kind `proxy` or `train`, and the proxy name or dataset source."""
+
+    kind: str
+    name: str
+
+    @classmethod
+    def parse(cls, method: str) -> AccuracyMethod:
+        """`proxy:NAME | train:digits | train:PATH`; ValueError naming what is wrong."""
+        kind, sep, name = str(method).partition(":")
+        if kind not in METHOD_KINDS or not sep or not name:
+            raise ValueError(f"accuracy method {method!r}: expected proxy:NAME, train:digits "
+                             "or train:PATH")
+        if kind == "proxy" and name not in PROXIES:
+            raise ValueError(f"accuracy method {method!r}: unknown proxy; known: "
+                             f"{', '.join(PROXIES)}")
+        return cls(kind, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """One evaluation. `accuracy`: held-out top-1 in [0, 1] (train) or the raw proxy score."""
+
+    method: str
+    accuracy: float
+    model: str
+    seconds: float  # wall time of the evaluation, data loading excluded
+    seed: int
+    dataset: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)  # recipe and training outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AccuracyEvaluator:
+    """Scores configs with one method; the dataset is loaded once, on first use.
+
+    `epochs` overrides the recipe's (train only); `max_per_class` trains on a tiny slice;
+    `data` is where proxies take their mini-batch (default: the digits).
+    """
+
+    def __init__(self, method: str, *, img_size: int | None = None, epochs: int | None = None,
+                 seed: int = 0, recipe: TrainRecipe | None = None,
+                 max_per_class: int | None = None, data: str = DIGITS,
+                 proxy_batch_size: int = PROXY_BATCH_SIZE, threads: int | None = None,
+                 progress: bool = False) -> None:
+        self.method = AccuracyMethod.parse(method)
+        recipe = recipe or TrainRecipe()
+        if epochs is not None:
+            recipe = TrainRecipe(**{**recipe.to_dict(), "epochs": epochs})
+        self.recipe = recipe
+        self.img_size, self.seed, self.threads, self.progress = img_size, seed, threads, progress
+        self.max_per_class, self.proxy_batch_size = max_per_class, proxy_batch_size
+        self.source = self.method.name if self.method.kind == "train" else data
+        self._dataset: ImageDataset | None = None
+
+    @property
+    def dataset(self) -> ImageDataset:
+        if self._dataset is None:
+            self._dataset = load_dataset(self.source, self.img_size,
+                                         max_per_class=self.max_per_class)
+        return self._dataset
+
+    def evaluate(self, config: EdgeViTConfig) -> AccuracyResult:
+        """Score one config (see the module doc for what `accuracy` means per method)."""
+        dataset = self.dataset
+        if self.method.kind == "proxy":
+            start = time.perf_counter()
+            with torch_threads(self.threads):
+                images, labels = first_batch(dataset.train, self.proxy_batch_size, self.seed)
+                model = build_model(config, dataset, self.seed)
+                score = compute_proxy(self.method.name, model, images, labels)
+            details: dict[str, Any] = dict(batch_size=len(labels))
+            seconds = time.perf_counter() - start
+        else:
+            trained = train_and_evaluate(config, dataset, self.recipe, seed=self.seed,
+                                         threads=self.threads, progress=self.progress)
+            score, seconds = trained.top1, trained.seconds
+            details = dict(recipe=self.recipe.to_dict(), **trained.to_dict())
+        return AccuracyResult(method=str(self.method), accuracy=float(score), model=config.name,
+                              seconds=seconds, seed=self.seed, dataset=dataset.describe(),
+                              details=details)
+
+    def __call__(self, config: EdgeViTConfig) -> float:
+        return self.evaluate(config).accuracy
+
+
+def evaluate_accuracy(config: EdgeViTConfig, method: str = "train:digits",
+                      **options: Any) -> AccuracyResult:
+    """Score one config with `method`; `options` are `AccuracyEvaluator`'s keywords."""
+    return AccuracyEvaluator(method, **options).evaluate(config)
+
+
+def make_evaluator(method: str, *, img_size: int | None = None, epochs: int | None = None,
+                   seed: int = 0, progress: bool = False) -> Callable[[EdgeViTConfig], float]:
+    """config -> accuracy score for `method` (what `analysis.nas.objectives` calls)."""
+    return AccuracyEvaluator(method, img_size=img_size, epochs=epochs, seed=seed,
+                             progress=progress)
+
+
+def proxy_scores(config: EdgeViTConfig, dataset: ImageDataset,
+                 names: tuple[str, ...] = tuple(PROXIES), *, seed: int = 0,
+                 batch_size: int = PROXY_BATCH_SIZE,
+                 threads: int | None = None) -> dict[str, tuple[float, float]]:
+    """Every proxy of one untrained config: name -> (score, seconds of that proxy alone).
+
+    The model is built once under `seed` (its time is not in any proxy's seconds).
+    """
+    out = {}
+    with torch_threads(threads):
+        images, labels = first_batch(dataset.train, batch_size, seed)
+        model = build_model(config, dataset, seed)
+        for name in names:
+            start = time.perf_counter()
+            score = compute_proxy(name, model, images, labels)
+            out[name] = (score, time.perf_counter() - start)
+    return out
+
+
+# ---- the committed study --------------------------------------------------------------------
+
+def load_study(path: str | Path = STUDY_JSON) -> dict[str, Any]:
+    """The study's JSON (see `benchmarks/accuracy_proxies.py` for its fields)."""
+    return json.loads(Path(path).read_text())
+
+
+def study_arrays(study: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray],
+                                                 dict[str, float]]:
+    """(accuracy (N,), proxy name -> scores (N,), proxy name -> mean seconds per config).
+
+    The training itself appears in the seconds as "train".
+    """
+    rows = study["configs"]
+    accuracy = np.array([r["accuracy"] for r in rows], dtype=np.float64)
+    names = list(study["proxies"])
+    scores = {n: np.array([r["proxies"][n] for r in rows], dtype=np.float64) for n in names}
+    seconds = {n: float(np.mean([r["proxy_seconds"][n] for r in rows])) for n in names}
+    seconds["train"] = float(np.mean([r["train_seconds"] for r in rows]))
+    return accuracy, scores, seconds
+
+
+def cheapest_comparable(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row to use by default: the cheapest method (fewest seconds per config) whose τ is
+    positive and not below the lower end of the best method's τ interval (the best itself
+    when none is). `table` rows need `tau`, `tau_ci` and `seconds`, as
+    `rank_stats.correlation_table` gives them when passed seconds."""
+    finite = [r for r in table if np.isfinite(r["tau"])]
+    if not finite:
+        raise ValueError("no method has a finite τ")
+    best = max(finite, key=lambda r: r["tau"])
+    comparable = [r for r in finite if r["tau"] >= best["tau_ci"][0] and r["tau"] > 0] or [best]
+    return min(comparable, key=lambda r: (r["seconds"], -r["tau"]))

@@ -1,0 +1,47 @@
+"""The `edgevit` command line. Every user error ends in one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import accuracy, cost, info, latency, paper, predict, search
+from .common import EXIT_INTERNAL, EXIT_USAGE, CliError, one_line
+
+COMMAND_GROUPS = (info, cost, latency, predict, accuracy, search, paper)  # each has register(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgevit", description="EdgeViT complexity analysis and architecture search"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-run a command elsewhere
+    try:
+        result = args.func(args)
+    except (CliError, ValueError) as err:
+        print(f"edgevit {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # unreadable files, full disks, refused ports
+        print(f"edgevit {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:
+        if os.environ.get("EDGEVIT_DEBUG"):
+            raise
+        print(f"edgevit {args.command}: internal error ({type(err).__name__}): {one_line(err)}"
+              " — set EDGEVIT_DEBUG=1 for the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
+    if args.json:
+        print(json.dumps(result, indent=None, sort_keys=True))
+    return 0
+

@@ -1,0 +1,84 @@
+"""`edgevit calibrate` and `edgevit predict`: latency predictors for a device."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CliError, add_command, image_size, resolve_config
+
+PREDICTOR_KINDS = ("features_gp", "block_table", "macs_linear")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> dict:
+    from analysis.latency.calibration import calibrate, calibrate_from_frame
+    from analysis.latency.measure import Protocol
+    from analysis.latency.store import MeasurementStore
+
+    store = MeasurementStore(args.store)
+    if args.from_store:
+        predictors, report = calibrate_from_frame(store.to_dataframe(), device=args.device,
+                                                  seed=args.seed)
+    else:
+        if args.budget < 4:
+            raise CliError(f"--budget {args.budget}: need at least 4 configs to hold some out")
+        protocol = Protocol(min_runs=args.runs, min_time_s=args.min_time)
+        predictors, report = calibrate(
+            device=args.device, budget=args.budget, threads=args.threads,
+            img_size=image_size(args.img_size), seed=args.seed, store=store,
+            with_blocks=args.kind == "block_table" or args.all_predictors,
+            protocol=protocol, progress=not args.json,
+        )
+    if args.kind not in predictors:
+        raise CliError(f"predictor {args.kind!r} was not fitted (block measurements needed)")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    predictors[args.kind].save(out)
+    if not args.json:
+        print(report.table())
+        print(f"saved the {args.kind} predictor to {out} ({report.seconds:.0f} s)")
+    return {"device": args.device, "predictor": args.kind, "out": str(out),
+            "scores": report.scores, "noise_floor": report.noise_floor,
+            "train_count": report.train_count, "test_count": report.test_count,
+            "seconds": report.seconds, "reference_latency_ms": report.reference_latency_ms}
+
+
+def cmd_predict(args: argparse.Namespace) -> dict:
+    from analysis.latency.predictors import LatencyPredictor
+
+    config = resolve_config(args.model)
+    predictor = LatencyPredictor.load(args.predictor)
+    size = image_size(args.img_size) if args.img_size else predictor.img_size
+    if tuple(size) != tuple(predictor.img_size):
+        raise CliError(f"the predictor was calibrated at {predictor.img_size[0]}×"
+                       f"{predictor.img_size[1]}, not {size[0]}×{size[1]}")
+    latency_ms = float(predictor.predict([config])[0])
+    if not args.json:
+        print(f"{config.name}: {latency_ms:.2f} ms predicted by {predictor.kind} "
+              f"for {predictor.device}")
+    return {"model": config.name, "latency_ms": latency_ms, "predictor": predictor.kind,
+            "device": predictor.device, "img_size": list(size)}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "calibrate", cmd_calibrate,
+                    "measure sampled configs, fit latency predictors, report held-out error",
+                    model=False)
+    p.add_argument("--device", required=True, help="name of the device being calibrated")
+    p.add_argument("--budget", type=int, default=60, help="whole-model measurements")
+    p.add_argument("--out", default="predictor.json")
+    p.add_argument("--kind", choices=PREDICTOR_KINDS, default="features_gp",
+                   help="which fitted predictor to save")
+    p.add_argument("--all-predictors", action="store_true",
+                   help="also measure blocks to fit and score the block table")
+    p.add_argument("--from-store", action="store_true",
+                   help="fit on the device's stored (e.g. imported) measurements instead")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads (default 1: steadiest where other work shares the CPU)")
+    p.add_argument("--img-size", type=int, nargs="+", metavar="H W")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=int, default=20, help="minimum timed runs per measurement")
+    p.add_argument("--min-time", type=float, default=0.5, help="minimum timed seconds")
+    p.add_argument("--store", default=None, help="measurement store (default: user data dir)")
+    p = add_command(sub, "predict", cmd_predict, "predicted latency of a model")
+    p.add_argument("--predictor", required=True, help="predictor JSON from `edgevit calibrate`")

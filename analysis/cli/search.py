@@ -1,0 +1,217 @@
+"""`edgevit search`, `edgevit pareto` and `edgevit demo` (the suite's main job)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from .common import CliError, add_command
+
+from analysis.nas.experiment import (
+    WORKING_TUNERS,
+    in_private_netns,
+    private_netns_command,
+    warn_exposed,
+)
+
+RESULTS = Path("results")
+
+
+def _rerun_in_private_netns(args: argparse.Namespace) -> None:
+    """Re-run this command inside a loopback-only network namespace, unless asked not to or
+    already there; when it ran there, exit with its status. Returns to go on in this process."""
+    if args.expose or in_private_netns():
+        return
+    command = private_netns_command([sys.executable, "-m", "analysis.cli", *args.argv])
+    if command is None:
+        warn_exposed()
+        return
+    raise SystemExit(subprocess.run(command, env=os.environ.copy()).returncode)
+
+
+@contextlib.contextmanager
+def _experiment_errors() -> Iterator[None]:
+    """An NNI experiment that fails (tuner crash, manager error, timeout) ends the command with
+    its first line as a user error (exit 2), like any other."""
+    from analysis.nas.experiment import ExperimentError
+
+    try:
+        yield
+    except ExperimentError as err:
+        raise CliError(str(err).splitlines()[0]) from None
+
+
+def _search_settings(args: argparse.Namespace, predictor: Path):
+    from analysis.nas.experiment import SearchSettings
+    from analysis.nas.objectives import default_accuracy_method
+
+    if args.accuracy is None:
+        args.accuracy = default_accuracy_method()
+    return SearchSettings(
+        predictor=predictor.resolve(), accuracy=args.accuracy, tuner=args.tuner,
+        max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,
+        scalarization=args.scalarization, macs_budget=args.macs_budget, port=args.port,
+        experiments_dir=Path(args.experiments_dir).resolve() if args.experiments_dir else None,
+    )
+
+
+def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
+            predictor: Path) -> dict:
+    from analysis.nas.report import front_table, write_report
+
+    summary = write_report(experiment_id, predictor_path=predictor, out_dir=args.out,
+                           experiments_dir=experiments_dir, macs_budget=args.macs_budget,
+                           measure=args.measure_front)
+    front = summary.pop("front")
+    if not args.json:
+        print(front_table(front, summary["accuracy_method"]))
+        if "measured_front" in summary:
+            m = summary["measured_front"]
+            print(f"front measured for real (latency relative to edgevit_xxs): predicted vs "
+                  f"measured MAPE {m['mape']:.1%}, {m['within_10']:.0%} within ±10 %, "
+                  f"Kendall τ {m['kendall_tau']:.2f}")
+        if "hypervolume_ratio" in summary:
+            print(f"hypervolume: NNI front {summary['hypervolume']:.4g} / exhaustive front "
+                  f"{summary['exhaustive_hypervolume']:.4g} = {summary['hypervolume_ratio']:.1%}"
+                  f" ({summary['trials']} trials, {summary['space_size']:,} configs enumerated)")
+        else:
+            print(f"hypervolume {summary['hypervolume']:.4g}; {summary.get('exhaustive')}")
+        print(f"wrote {args.out}/trials.csv, front.csv, front.html, summary.json")
+    summary["experiment_dir"] = str(experiments_dir / experiment_id)
+    return summary
+
+
+def cmd_search(args: argparse.Namespace) -> dict:
+    _rerun_in_private_netns(args)
+    from analysis.nas.experiment import run_search
+
+    predictor = Path(args.predictor)
+    if not predictor.is_file():
+        raise CliError(f"predictor file not found: {predictor} (run `edgevit calibrate` first)")
+    with _experiment_errors():
+        experiment_id, experiments_dir = run_search(_search_settings(args, predictor))
+    return _report(experiment_id, experiments_dir, args, predictor)
+
+
+def cmd_resume(args: argparse.Namespace) -> dict:
+    """Continue a stopped or crashed experiment to its budget, then report it like `search`."""
+    _rerun_in_private_netns(args)
+    from analysis.nas.experiment import resume_search
+
+    predictor = Path(args.predictor)
+    if not predictor.is_file():
+        raise CliError(f"predictor file not found: {predictor}")
+    experiments_dir = Path(args.experiments_dir or Path.home() / "nni-experiments")
+    with _experiment_errors():
+        experiment_id, experiments_dir = resume_search(args.experiment, experiments_dir,
+                                                       args.port, timeout_s=args.timeout)
+    return _report(experiment_id, experiments_dir, args, predictor)
+
+
+def cmd_pareto(args: argparse.Namespace) -> dict:
+    from analysis.nas.report import write_report
+
+    summary = write_report(args.experiment, predictor_path=args.predictor, out_dir=args.out,
+                           experiments_dir=args.experiments_dir, method=args.accuracy,
+                           macs_budget=args.macs_budget, measure=args.measure_front)
+    summary.pop("front")
+    if not args.json:
+        print(f"{summary['front_size']} Pareto-optimal of {summary['trials']} trials; "
+              f"wrote {args.out}")
+    return summary
+
+
+def cmd_demo(args: argparse.Namespace) -> dict:
+    """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
+    _rerun_in_private_netns(args)
+    from analysis.latency.calibration import calibrate
+    from analysis.nas.experiment import run_search
+    from analysis.latency.measure import Protocol
+    from analysis.latency.predictors import LatencyPredictor
+    from analysis.latency.store import MeasurementStore, canonical_json, device_fingerprint, sha256_hex
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    predictor_path = out / "predictor.json"
+    device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
+    reuse = False
+    if predictor_path.is_file():
+        try:
+            reuse = LatencyPredictor.load(predictor_path).device == device
+        except ValueError:
+            reuse = False
+    if reuse:
+        print(f"reusing the latency predictor {predictor_path} calibrated on {device}")
+    else:
+        print(f"calibrating a latency predictor on {device} ({args.budget} configs) ...")
+        predictors, report = calibrate(device=device, budget=args.budget, threads=2,
+                                       store=MeasurementStore(args.store), with_blocks=False,
+                                       protocol=Protocol(min_runs=10, min_time_s=0.4),
+                                       noise_repeats=5)
+        print(report.table())
+        predictors["features_gp"].save(predictor_path)
+    with _experiment_errors():
+        experiment_id, experiments_dir = run_search(_search_settings(args, predictor_path))
+    args.measure_front = True  # the demo closes the loop: the front is timed for real
+    return _report(experiment_id, experiments_dir, args, predictor_path)
+
+
+def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
+    p.add_argument("--accuracy", default=None,
+                   help="accuracy objective: proxy:NAME | train:digits | train:PATH (default: "
+                        "the proxy study's pick, best per second of compute)")
+    p.add_argument("--tuner", choices=WORKING_TUNERS, default="TPE")
+    p.add_argument("--trials", type=int, default=trials)
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scalarization", choices=("mnas", "tchebycheff"), default="mnas")
+    p.add_argument("--macs-budget", type=float, default=3e9)
+    p.add_argument("--port", type=int, default=8745)
+    p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
+    p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
+    p.add_argument("--expose", action="store_true",
+                   help="do not hide NNI's web UI in a private network namespace")
+    p.add_argument("--measure-front", action="store_true",
+                   help="time the front's configs for real: predicted vs measured")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "search", cmd_search, "run the NNI search and write the Pareto front",
+                    model=False)
+    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    _search_options(p, trials=100)
+    p = add_command(sub, "pareto", cmd_pareto, "Pareto front of a finished NNI experiment",
+                    model=False)
+    p.add_argument("experiment", help="experiment id (or its folder / nni.sqlite)")
+    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    p.add_argument("--accuracy", default=None, help="accuracy method to keep (default: the one)")
+    p.add_argument("--experiments-dir", default=None)
+    p.add_argument("--macs-budget", type=float, default=None)
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--measure-front", action="store_true",
+                   help="time the front's configs for real: predicted vs measured")
+    p = add_command(sub, "resume", cmd_resume,
+                    "continue a stopped or crashed NNI experiment (nnictl resume) to its end",
+                    model=False)
+    p.add_argument("experiment", help="experiment id")
+    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
+    p.add_argument("--port", type=int, default=8745)
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the end")
+    p.add_argument("--macs-budget", type=float, default=3e9)
+    p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
+    p.add_argument("--expose", action="store_true",
+                   help="do not hide NNI's web UI in a private network namespace")
+    p.add_argument("--measure-front", action="store_true",
+                   help="time the front's configs for real: predicted vs measured")
+    p = add_command(sub, "demo", cmd_demo,
+                    "calibrate (or reuse) a predictor, run the NNI search, write results/",
+                    model=False)
+    _search_options(p, trials=60)
+    p.add_argument("--budget", type=int, default=40, help="calibration measurements")
+    p.add_argument("--store", default=None, help="measurement store")

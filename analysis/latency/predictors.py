@@ -1,0 +1,352 @@
+"""Latency predictors behind one interface, saved as JSON (never pickle), and their evaluation.
+
+  MacsLinear      latency = a·MACs + b, least squares on whole-model measurements (baseline)
+  BlockTable      additive lookup table of measured blocks (stems, LGL blocks, head), as in
+                  FBNet / Once-for-All; a model is the sum of its blocks plus a fitted offset
+  FeatureModel    per-kind cost features (analysis.cost.features) with non-negative per-kind
+                  throughputs fitted on relative error, plus a learned correction: a Gaussian
+                  process (scikit-learn) on the log residuals, calibrated on a small set of
+                  whole-model measurements of the target device
+
+All predict `latency_ms` of batch-1 inference for configs at one input size. Measurements are
+a pandas DataFrame with columns `config_json`, `input_h`, `input_w`, `latency_ms` (and, for
+the table, `block_json` rows of block measurements).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from scipy.stats import kendalltau
+from sklearn.exceptions import ConvergenceWarning
+
+from edgevit.config import EdgeViTConfig
+
+from analysis.cost.features import FEATURE_NAMES, config_features
+from analysis.cost.ops import model_cost
+
+FORMAT_VERSION = 1
+
+
+def _configs_of(frame: pd.DataFrame) -> list[EdgeViTConfig]:
+    return [EdgeViTConfig.from_json(text) for text in frame["config_json"]]
+
+
+def _check_measurements(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise ValueError(f"measurements lack column(s) {missing}")
+    if len(frame) == 0:
+        raise ValueError("no measurements to fit")
+    latency = frame["latency_ms"].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(latency) | (latency <= 0)
+    if bad.any():
+        raise ValueError(f"measurement rows {np.flatnonzero(bad).tolist()} have a non-finite or "
+                         "non-positive latency_ms")
+
+
+def _single_size(frame: pd.DataFrame) -> tuple[int, int]:
+    sizes = set(zip(frame["input_h"].astype(int), frame["input_w"].astype(int)))
+    if len(sizes) != 1:
+        raise ValueError(f"measurements mix input sizes {sorted(sizes)}; fit one size at a time")
+    return sizes.pop()
+
+
+class LatencyPredictor:
+    """Interface: `fit(measurements)`, `predict(configs) -> latency_ms`, `save` / `load`."""
+
+    kind: ClassVar[str] = ""
+    _registry: ClassVar[dict[str, type[LatencyPredictor]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind in LatencyPredictor._registry:
+            raise ValueError(f"predictor kind {cls.kind!r} registered twice")
+        LatencyPredictor._registry[cls.kind] = cls
+
+    img_size: tuple[int, int] = (224, 224)
+    device: str = ""
+
+    def fit(self, measurements: pd.DataFrame) -> LatencyPredictor:
+        raise NotImplementedError
+
+    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LatencyPredictor:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Write the predictor as JSON."""
+        document = {"format": FORMAT_VERSION, "kind": self.kind, "device": self.device,
+                    "img_size": list(self.img_size), "state": self.state()}
+        Path(path).write_text(json.dumps(document, indent=1))
+
+    @staticmethod
+    def load(path: str | Path) -> LatencyPredictor:
+        """Read a predictor written by `save`; a corrupt or foreign file raises ValueError."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"predictor file not found: {path}")
+        try:
+            document = json.loads(path.read_text())
+            kind = document["kind"]
+            cls = LatencyPredictor._registry[kind]
+            if document["format"] != FORMAT_VERSION:
+                raise ValueError(f"format {document['format']} (expected {FORMAT_VERSION})")
+            predictor = cls.from_state(document["state"])
+            predictor.device = str(document["device"])
+            predictor.img_size = tuple(int(v) for v in document["img_size"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path} is not a valid predictor file: {err!r}") from None
+        return predictor
+
+
+class MacsLinear(LatencyPredictor):
+    """Baseline: latency_ms = slope · MACs + intercept."""
+
+    kind = "macs_linear"
+
+    def __init__(self, slope_ms_per_gmac: float = 0.0, intercept_ms: float = 0.0) -> None:
+        self.slope_ms_per_gmac = slope_ms_per_gmac
+        self.intercept_ms = intercept_ms
+
+    def fit(self, measurements: pd.DataFrame) -> MacsLinear:
+        _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms"))
+        self.img_size = _single_size(measurements)
+        gmacs = np.array([model_cost(cfg, self.img_size).macs / 1e9
+                          for cfg in _configs_of(measurements)])
+        latency = measurements["latency_ms"].to_numpy(dtype=np.float64)
+        design = np.stack([gmacs, np.ones_like(gmacs)], axis=1)
+        (self.slope_ms_per_gmac, self.intercept_ms), *_ = np.linalg.lstsq(design, latency,
+                                                                          rcond=None)
+        return self
+
+    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        gmacs = np.array([model_cost(cfg, self.img_size).macs / 1e9 for cfg in configs])
+        return self.slope_ms_per_gmac * gmacs + self.intercept_ms
+
+    def predict_macs(self, macs: np.ndarray) -> np.ndarray:
+        """Vectorised over exact MAC counts (for the enumerated space)."""
+        return self.slope_ms_per_gmac * np.asarray(macs, dtype=np.float64) / 1e9 \
+            + self.intercept_ms
+
+    def state(self) -> dict[str, Any]:
+        return {"slope_ms_per_gmac": float(self.slope_ms_per_gmac),
+                "intercept_ms": float(self.intercept_ms)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MacsLinear:
+        return cls(float(state["slope_ms_per_gmac"]), float(state["intercept_ms"]))
+
+
+class FeatureModel(LatencyPredictor):
+    """Per-kind cost features × non-negative fitted costs, times a learned correction.
+
+    Base: latency ≈ Σ_k θ_k · f_k (θ ≥ 0: ms per MAC of each kind, ms per element, ms per op),
+    fitted by non-negative least squares on *relative* error, so small and large models count
+    alike. Correction: a Gaussian process on log(measured / base) over standardised log features;
+    it is refitted on load from the stored training points with the stored kernel parameters.
+    """
+
+    kind = "features_gp"
+
+    def __init__(self, correction: bool = True) -> None:
+        self.correction = correction
+        self.theta = np.zeros(len(FEATURE_NAMES))
+        self.train_x = np.zeros((0, len(FEATURE_NAMES)))
+        self.train_residual = np.zeros(0)
+        self.kernel_theta: list[float] = []
+        self._gp = None
+
+    def _base(self, features: np.ndarray) -> np.ndarray:
+        return features @ self.theta
+
+    @staticmethod
+    def _gp_inputs(features: np.ndarray) -> np.ndarray:
+        return np.log1p(features)
+
+    def _make_gp(self, optimize: bool):
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        kernel = ConstantKernel(0.01, (1e-5, 1.0)) * RBF(
+            np.ones(len(FEATURE_NAMES)), (1e-2, 1e5)
+        ) + WhiteKernel(1e-3, (1e-6, 1e-1))
+        if not optimize:
+            kernel = kernel.clone_with_theta(np.asarray(self.kernel_theta))
+        return GaussianProcessRegressor(kernel=kernel, normalize_y=False,
+                                        optimizer="fmin_l_bfgs_b" if optimize else None,
+                                        random_state=0)
+
+    def fit(self, measurements: pd.DataFrame) -> FeatureModel:
+        _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms"))
+        self.img_size = _single_size(measurements)
+        features = config_features(_configs_of(measurements), self.img_size)
+        latency = measurements["latency_ms"].to_numpy(dtype=np.float64)
+        scale = features.max(axis=0)
+        scale[scale == 0] = 1.0
+        theta_scaled, _ = nnls(features / scale / latency[:, None], np.ones(len(latency)))
+        self.theta = theta_scaled / scale
+        self.train_x = self._gp_inputs(features)
+        self.train_residual = np.log(latency / np.maximum(self._base(features), 1e-9))
+        if self.correction and len(latency) >= 5:
+            with warnings.catch_warnings():
+                # a length scale at its bound only says that feature does not matter
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gp = self._make_gp(optimize=True).fit(self.train_x, self.train_residual)
+            self.kernel_theta = gp.kernel_.theta.tolist()
+            self._gp = gp
+        else:
+            self.correction = False
+        return self
+
+    def _correction(self, features: np.ndarray) -> np.ndarray:
+        if not self.correction:
+            return np.zeros(len(features))
+        if self._gp is None:
+            self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
+        return self._gp.predict(self._gp_inputs(features))
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """latency_ms from a feature matrix (N, F) (vectorised over the enumerated space)."""
+        return self._base(features) * np.exp(self._correction(features))
+
+    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        return self.predict_features(config_features(list(configs), self.img_size))
+
+    def state(self) -> dict[str, Any]:
+        return {"features": list(FEATURE_NAMES), "theta": self.theta.tolist(),
+                "correction": self.correction, "kernel_theta": list(self.kernel_theta),
+                "train_x": self.train_x.tolist(), "train_residual": self.train_residual.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FeatureModel:
+        if list(state["features"]) != list(FEATURE_NAMES):
+            raise ValueError(f"features {state['features']} differ from {list(FEATURE_NAMES)}")
+        predictor = cls(correction=bool(state["correction"]))
+        predictor.theta = np.asarray(state["theta"], dtype=np.float64)
+        predictor.kernel_theta = [float(v) for v in state["kernel_theta"]]
+        predictor.train_x = np.asarray(state["train_x"], dtype=np.float64)
+        predictor.train_residual = np.asarray(state["train_residual"], dtype=np.float64)
+        if predictor.theta.shape != (len(FEATURE_NAMES),) or not np.isfinite(predictor.theta).all():
+            raise ValueError("theta must hold one finite value per feature")
+        return predictor
+
+
+def _block_key(block_json: str, height: int, width: int) -> str:
+    return f"{block_json}@{int(height)}x{int(width)}"
+
+
+class BlockTable(LatencyPredictor):
+    """Additive lookup table: a model's latency = a · Σ its blocks' measured latencies + b.
+
+    `fit` takes block measurements (`config_kind` == "block": the block's JSON, its input map
+    size and latency) to fill the table, and whole-model measurements, if any, to fit a and b
+    (otherwise a = 1, b = 0). A config with a block missing from the table raises ValueError.
+    """
+
+    kind = "block_table"
+
+    def __init__(self) -> None:
+        self.table_ms: dict[str, float] = {}
+        self.scale = 1.0
+        self.offset_ms = 0.0
+
+    def blocks_of(self, config: EdgeViTConfig) -> list[str]:
+        from analysis.latency.measure import model_blocks
+
+        return [_block_key(block.to_json(), block.h, block.w)
+                for block in model_blocks(config, self.img_size)]
+
+    def block_sum_ms(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        sums = []
+        for config in configs:
+            keys = self.blocks_of(config)
+            missing = sorted({key for key in keys if key not in self.table_ms})
+            if missing:
+                raise ValueError(f"block table lacks {len(missing)} block(s) of {config.name}: "
+                                 f"{missing[:3]}")
+            sums.append(sum(self.table_ms[key] for key in keys))
+        return np.asarray(sums)
+
+    def fit(self, measurements: pd.DataFrame) -> BlockTable:
+        _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms",
+                                           "config_kind"))
+        blocks = measurements[measurements["config_kind"] == "block"]
+        models = measurements[measurements["config_kind"] == "model"]
+        if len(blocks) == 0:
+            raise ValueError("a block table needs block measurements (config_kind 'block')")
+        grouped: dict[str, list[float]] = {}
+        for text, height, width, value in zip(blocks["config_json"], blocks["input_h"],
+                                              blocks["input_w"], blocks["latency_ms"]):
+            grouped.setdefault(_block_key(text, height, width), []).append(float(value))
+        self.table_ms = {key: float(np.median(values)) for key, values in grouped.items()}
+        if len(models):
+            self.img_size = _single_size(models)
+            sums = self.block_sum_ms(_configs_of(models))
+            latency = models["latency_ms"].to_numpy(dtype=np.float64)
+            design = np.stack([sums, np.ones_like(sums)], axis=1) / latency[:, None]
+            (self.scale, self.offset_ms), *_ = np.linalg.lstsq(design, np.ones(len(latency)),
+                                                               rcond=None)
+        return self
+
+    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        return self.scale * self.block_sum_ms(configs) + self.offset_ms
+
+    def state(self) -> dict[str, Any]:
+        return {"table_ms": self.table_ms, "scale": float(self.scale),
+                "offset_ms": float(self.offset_ms)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BlockTable:
+        predictor = cls()
+        predictor.table_ms = {str(k): float(v) for k, v in state["table_ms"].items()}
+        predictor.scale = float(state["scale"])
+        predictor.offset_ms = float(state["offset_ms"])
+        return predictor
+
+
+@dataclass(frozen=True)
+class PredictorScore:
+    """Accuracy of predictions against held-out measurements."""
+
+    count: int
+    rmse_ms: float
+    mape: float  # mean |pred - meas| / meas
+    within_5: float  # share of configs within ±5 %
+    within_10: float  # share within ±10 %
+    kendall_tau: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+def score(predicted_ms: np.ndarray, measured_ms: np.ndarray) -> PredictorScore:
+    """RMSE, MAPE, shares within ±5 % / ±10 %, Kendall τ of predicted against measured."""
+    predicted_ms = np.asarray(predicted_ms, dtype=np.float64)
+    measured_ms = np.asarray(measured_ms, dtype=np.float64)
+    if predicted_ms.shape != measured_ms.shape or predicted_ms.ndim != 1:
+        raise ValueError("predicted and measured latencies must be 1-D arrays of one length")
+    relative = np.abs(predicted_ms - measured_ms) / measured_ms
+    tau = kendalltau(predicted_ms, measured_ms).statistic if len(measured_ms) > 1 else np.nan
+    return PredictorScore(
+        count=len(measured_ms),
+        rmse_ms=float(np.sqrt(np.mean((predicted_ms - measured_ms) ** 2))),
+        mape=float(relative.mean()),
+        within_5=float((relative <= 0.05).mean()),
+        within_10=float((relative <= 0.10).mean()),
+        kendall_tau=float(tau),
+    )

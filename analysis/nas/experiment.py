@@ -1,0 +1,308 @@
+"""Running the NNI search: an experiment on the local (or any) training service, watched until
+it ends.
+
+NNI's web server listens on every interface and has no host option, so by default the manager
+runs inside a private network namespace whose only interface is loopback (`unshare -n`); where
+the system refuses that, a warning says the web UI is reachable from the network.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    import psutil
+    from nni.experiment import Experiment, ExperimentConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEARCH_DIR = REPO_ROOT / "search"
+TRIAL_SCRIPT = SEARCH_DIR / "trial.py"
+WORKING_TUNERS = ("TPE", "Random", "Evolution", "GridSearch")
+NETNS_MARKER = "EDGEVIT_PRIVATE_NETNS"
+FINISHED = ("DONE", "STOPPED", "ERROR")
+ENDED_TRIAL = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
+
+
+class ExperimentError(RuntimeError):
+    """The experiment failed (tuner crash, manager error, timeout)."""
+
+
+def in_private_netns() -> bool:
+    return os.environ.get(NETNS_MARKER) == "1"
+
+
+def private_netns_command(argv: list[str]) -> list[str] | None:
+    """`argv` wrapped to run in a new network namespace with loopback up, or None if the system
+    cannot make one. The arguments pass through "$@", never through a shell string."""
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if unshare is None or ip is None:
+        return None
+    for flags in (["-n"], ["-r", "-n"]):  # root, or an unprivileged user namespace
+        probe = subprocess.run([unshare, *flags, ip, "link", "set", "lo", "up"],
+                               capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            script = f'{ip} link set lo up && export {NETNS_MARKER}=1 && exec "$@"'
+            return [unshare, *flags, "sh", "-c", script, "sh", *argv]
+    return None
+
+
+def warn_exposed() -> None:
+    warnings.warn(
+        "could not start NNI in a private network namespace (unshare -n refused): its web UI "
+        "listens on every network interface of this machine while the search runs",
+        stacklevel=2,
+    )
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What `run_search` needs to launch one experiment."""
+
+    predictor: Path
+    accuracy: str = "proxy:jacob_cov"  # callers pass default_accuracy_method()
+    tuner: str = "TPE"
+    max_trials: int = 60
+    concurrency: int = 2
+    seed: int = 0
+    scalarization: str = "mnas"
+    macs_budget: float = 3e9
+    port: int = 8745
+    experiments_dir: Path | None = None
+    timeout_s: float = 1800.0
+    extra_trial_args: tuple[str, ...] = ()
+    allow_any_tuner: bool = False  # run a tuner known to fail here (to see how it fails)
+    trial_timeout_s: float | None = None  # a trial running longer fails (trial.py --timeout-s)
+
+    def trial_command(self) -> str:
+        """The trial command line. Fixed by us, never built from trial parameters."""
+        import shlex
+
+        parts = [sys.executable, str(TRIAL_SCRIPT), "--predictor", str(self.predictor),
+                 "--accuracy", self.accuracy, "--macs-budget", str(self.macs_budget),
+                 "--scalarization", self.scalarization, "--weights-seed", str(self.seed),
+                 *self.extra_trial_args]
+        if self.trial_timeout_s is not None:
+            parts += ["--timeout-s", str(self.trial_timeout_s)]
+        return shlex.join(parts)
+
+
+def _tuner_config(name: str, seed: int, allow_any: bool = False) -> tuple[str, dict]:
+    if name not in WORKING_TUNERS and not allow_any:
+        raise ValueError(f"tuner {name!r}: use one of {WORKING_TUNERS} (GP, Metis and PBT fail "
+                         "on this space in NNI 3.0, Hyperband crashes, Anneal/SMAC/BOHB need "
+                         "extra packages)")
+    args: dict = {}
+    if name in ("TPE", "Random", "Evolution"):
+        args["optimize_mode"] = "maximize"
+    if name in ("TPE", "Random"):
+        args["seed"] = seed
+    if name == "Evolution":
+        args["population_size"] = 16
+    if name == "Hyperband":
+        args.update(optimize_mode="maximize", R=10, eta=3)
+    return name, args
+
+
+def dispatcher_log(experiment_dir: Path) -> str:
+    path = experiment_dir / "log" / "dispatcher.log"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def tuner_crashed(log_text: str) -> bool:
+    return "Traceback" in log_text or "ERROR" in log_text
+
+
+def run_search(settings: SearchSettings) -> tuple[str, Path]:
+    """Run one experiment on the local training service to its end; return (experiment id,
+    experiments dir). Raises ExperimentError as `run_experiment` does."""
+    from nni.experiment import ExperimentConfig
+
+    from analysis.cost.search_space import SPACE_JSON
+
+    experiments_dir = settings.experiments_dir or Path.home() / "nni-experiments"
+    config = ExperimentConfig("local")
+    config.experiment_name = f"edgevit-{settings.tuner.lower()}-{settings.accuracy}"
+    config.search_space_file = str(SPACE_JSON)
+    config.trial_command = settings.trial_command()
+    config.trial_code_directory = str(SEARCH_DIR)
+    config.trial_concurrency = settings.concurrency
+    config.max_trial_number = settings.max_trials
+    config.experiment_working_directory = str(experiments_dir)
+    if settings.trial_timeout_s is not None:  # NNI's own limit backs up the trial's watchdog
+        config.max_trial_duration = f"{math.ceil(settings.trial_timeout_s) + 60}s"
+    config.tuner.name, config.tuner.class_args = _tuner_config(
+        settings.tuner, settings.seed, settings.allow_any_tuner)
+    config.training_service.use_active_gpu = False
+    return run_experiment(config, settings.port, timeout_s=settings.timeout_s,
+                          label=settings.tuner)
+
+
+def experiment_processes(experiment_id: str, experiments_dir: Path) -> list[psutil.Process]:
+    """This user's processes that belong to the experiment: its manager (`--experiment-id`),
+    its tuner dispatcher (`NNI_LOG_DIRECTORY` inside the experiment's folder) and its trials
+    (`NNI_EXP_ID`)."""
+    import psutil
+
+    log_dir = str(experiments_dir / experiment_id / "log")
+    me = psutil.Process()
+    user = me.username()
+    found = []
+    for process in psutil.process_iter(["cmdline", "username"]):
+        try:
+            cmdline = process.info["cmdline"] or []
+            if process.info["username"] != user or process.pid == me.pid:
+                continue
+            if "--experiment-id" in cmdline and experiment_id in cmdline:
+                found.append(process)
+                continue
+            environ = process.environ()
+            if (environ.get("NNI_EXP_ID") == experiment_id
+                    or environ.get("NNI_LOG_DIRECTORY") == log_dir):
+                found.append(process)
+        except psutil.Error:  # ended meanwhile, or not ours to read
+            continue
+    return found
+
+
+def is_manager(process: psutil.Process) -> bool:
+    """Whether `process` (from `experiment_processes`) is an NNI manager."""
+    return "--experiment-id" in (process.info["cmdline"] or [])
+
+
+def kill_leftovers(experiment_id: str, experiments_dir: Path) -> list[int]:
+    """Before a resume: kill, by process id, what a dead manager left running (its tuner
+    dispatcher would reconnect to the resumed manager and break it: NNI reports "Dispatcher
+    stream error"; its trials would report into the resumed experiment). Refuses while the
+    manager itself is alive. Returns the ids killed."""
+    processes = experiment_processes(experiment_id, experiments_dir)
+    managers = [p for p in processes if is_manager(p)]
+    if managers:
+        raise ExperimentError(f"experiment {experiment_id} is still running (NNI manager "
+                              f"process {managers[0].pid}); stop it with `nnictl stop "
+                              f"{experiment_id}` or wait for it to end before resuming")
+    return kill_processes(processes)
+
+
+def kill_processes(processes: list[psutil.Process]) -> list[int]:
+    """SIGKILL each of `processes` (one already gone is skipped), wait up to 30 s for them to
+    end; returns their ids."""
+    import psutil
+
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(processes, timeout=30)
+    return [p.pid for p in processes]
+
+
+def load_config_file(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """An nnictl YAML file (`search/config.yml`, `search/config_remote.yml`) as NNI's
+    ExperimentConfig, its relative paths resolved against the file's folder."""
+    from nni.experiment import ExperimentConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"experiment config not found: {path}")
+    try:
+        return ExperimentConfig.load(str(path))
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        raise ExperimentError(f"{path}: not a valid NNI experiment config ({err})") from None
+
+
+def run_experiment(config: ExperimentConfig, port: int, *, timeout_s: float = 1800.0,
+                   label: str = "trials") -> tuple[str, Path]:
+    """Start `config` (any training service) on `port`, watch it to its end, stop it; return
+    (experiment id, experiments dir).
+
+    Shows trials done / total; raises ExperimentError when the tuner crashes (the dispatcher log
+    holds a traceback while no trial starts), the manager reports ERROR, or the experiment runs
+    past `timeout_s` seconds.
+    """
+    from nni.experiment import Experiment
+
+    experiments_dir = Path(config.experiment_working_directory
+                           or Path.home() / "nni-experiments").expanduser()
+    max_trials = config.max_trial_number
+    experiment = Experiment(config)
+    experiment.start(port, debug=False)
+    try:
+        watch_experiment(experiment, experiments_dir / experiment.id, max_trials,
+                         timeout_s=timeout_s, label=label)
+    finally:
+        experiment.stop()
+    return experiment.id, experiments_dir
+
+
+def watch_experiment(experiment: Experiment, experiment_dir: Path, max_trials: int | None, *,
+                     timeout_s: float, label: str) -> None:
+    """Poll a started experiment once a second until it ends, showing trials done / total.
+
+    Raises ExperimentError when the tuner crashes (the dispatcher log holds a traceback while no
+    trial starts), the manager reports ERROR, or the experiment runs past `timeout_s` seconds.
+    """
+    started = time.monotonic()
+    with tqdm(total=max_trials, desc=f"{label} trials", unit="trial") as bar:
+        while True:
+            time.sleep(1.0)
+            status = experiment.get_status()
+            try:
+                jobs = experiment.list_trial_jobs()
+            except (TypeError, KeyError, ValueError) as err:  # e.g. Hyperband, nni#5263
+                raise ExperimentError(
+                    f"NNI cannot read the trials of the {label} tuner ({err}); "
+                    "dispatcher log:\n" + dispatcher_log(experiment_dir)[-4000:]) from None
+            done = sum(job.status in ENDED_TRIAL for job in jobs)
+            bar.update(done - bar.n)
+            if status == "ERROR":
+                raise ExperimentError(f"NNI reports ERROR:\n{dispatcher_log(experiment_dir)}")
+            if not jobs and tuner_crashed(dispatcher_log(experiment_dir)):
+                raise ExperimentError("the tuner crashed before any trial (dispatcher log):\n"
+                                      + dispatcher_log(experiment_dir)[-4000:])
+            if status in FINISHED or (status == "NO_MORE_TRIAL" and done == len(jobs)):
+                return
+            if time.monotonic() - started > timeout_s:
+                raise ExperimentError(f"experiment still {status} after {timeout_s} s")
+
+
+def resume_search(experiment_id: str, experiments_dir: Path, port: int, *,
+                  timeout_s: float = 1800.0) -> tuple[str, Path]:
+    """Continue a stopped or crashed experiment with `nnictl resume` to its end, then stop it.
+
+    What a killed manager left running is killed first (`kill_leftovers`). NNI keeps every
+    finished trial in the experiment's database; trials that were running when the manager
+    died are run again. Returns (experiment id, experiments dir).
+    """
+    from nni.experiment import Experiment
+
+    experiments_dir = Path(experiments_dir).expanduser().resolve()
+    if not (experiments_dir / experiment_id / "db" / "nni.sqlite").is_file():
+        raise ExperimentError(f"no experiment {experiment_id!r} in {experiments_dir}")
+    kill_leftovers(experiment_id, experiments_dir)
+    nnictl = Path(sys.executable).with_name("nnictl")
+    proc = subprocess.run([str(nnictl), "resume", experiment_id, "--port", str(port),
+                           "--experiment_dir", str(experiments_dir)],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise ExperimentError(f"nnictl resume {experiment_id} failed:\n"
+                              f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    experiment = Experiment.connect(port)
+    try:
+        max_trials = experiment.get_experiment_profile()["params"].get("maxTrialNumber")
+        watch_experiment(experiment, experiments_dir / experiment_id, max_trials,
+                         timeout_s=timeout_s, label="resumed")
+    finally:
+        subprocess.run([str(nnictl), "stop", experiment_id], capture_output=True, timeout=300)
+    return experiment_id, experiments_dir

@@ -1,0 +1,244 @@
+"""From an experiment's trials to Pareto outputs: the front, its hypervolume against the
+exhaustive front of the whole enumerated space, a CSV and an interactive plotly HTML.
+
+Objectives: accuracy (↑, the method named in every output) and predicted latency_ms (↓).
+The exhaustive front needs an accuracy that is vectorised over the space (`proxy:params`,
+`proxy:macs`); for other methods it is skipped and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edgevit.config import EdgeViTConfig
+from edgevit.registry import preset_config
+
+from analysis.cost.features import feature_matrix
+from analysis.nas.objectives import accuracy_objective
+from analysis.nas.pareto import hypervolume, non_dominated, read_nni_trials
+from analysis.latency.predictors import FeatureModel, LatencyPredictor, MacsLinear
+from analysis.cost.batched import macs_params
+
+SENSES = ("max", "min")  # accuracy ↑, latency_ms ↓
+PRESET_NAMES = ("edgevit_xxs", "edgevit_xs", "edgevit_s")
+CHUNK = 200_000
+
+
+def predict_space(predictor: LatencyPredictor, arrays: dict[str, np.ndarray],
+                  macs: np.ndarray, img_size: tuple[int, int]) -> np.ndarray:
+    """Predicted latency_ms of every enumerated config (chunked, vectorised)."""
+    if isinstance(predictor, MacsLinear):
+        return predictor.predict_macs(macs)
+    if not isinstance(predictor, FeatureModel):
+        raise ValueError(f"the {predictor.kind} predictor is not vectorised over the space; "
+                         "use features_gp or macs_linear for the exhaustive front")
+    out = np.empty(len(macs))
+    for start in range(0, len(macs), CHUNK):
+        part = slice(start, start + CHUNK)
+        features = feature_matrix(arrays["widths"][part], arrays["depths"][part],
+                                  arrays["sample_rates"][part], arrays["head_dim"][part],
+                                  arrays["mlp_ratio"][part], img_size=img_size)
+        out[part] = predictor.predict_features(features)
+    return out
+
+
+@dataclass
+class ExhaustiveFront:
+    """The whole space scored, and its non-dominated set."""
+
+    accuracy: np.ndarray
+    latency_ms: np.ndarray
+    macs: np.ndarray
+    front_index: np.ndarray  # indices into the enumeration, of the front
+
+    @property
+    def points(self) -> np.ndarray:
+        return np.stack([self.accuracy, self.latency_ms], axis=1)
+
+    def front_points(self) -> np.ndarray:
+        return self.points[self.front_index]
+
+
+def exhaustive_front(predictor: LatencyPredictor, method: str,
+                     macs_budget: float | None = None) -> ExhaustiveFront:
+    """Score every config of the default space and take its front (within the MACs budget)."""
+    from analysis.cost.search_space import DEFAULT_SPACE
+
+    objective = accuracy_objective(method)
+    if objective.vectorised is None:
+        raise ValueError(f"accuracy {method!r} is not vectorised: no exhaustive front")
+    arrays = DEFAULT_SPACE.enumerate()
+    macs, params = macs_params(arrays["widths"], arrays["depths"], arrays["sample_rates"],
+                               arrays["head_dim"], arrays["mlp_ratio"])
+    accuracy = objective.vectorised(macs, params)
+    latency = predict_space(predictor, arrays, macs, predictor.img_size)
+    admissible = np.ones(len(macs), dtype=bool) if macs_budget is None else macs <= macs_budget
+    candidates = np.flatnonzero(admissible)
+    mask = non_dominated(np.stack([accuracy[candidates], latency[candidates]], 1), SENSES)
+    return ExhaustiveFront(accuracy, latency, macs, candidates[mask])
+
+
+def reference_point(front: np.ndarray, margin: float = 0.1) -> tuple[float, float]:
+    """The nadir of a front pushed out by `margin` of its range: (worst accuracy − m, worst
+    latency + m). Every compared front uses the same point."""
+    accuracy, latency = front[:, 0], front[:, 1]
+    acc_span = max(accuracy.max() - accuracy.min(), 1e-12)
+    lat_span = max(latency.max() - latency.min(), 1e-12)
+    return float(accuracy.min() - margin * acc_span), float(latency.max() + margin * lat_span)
+
+
+def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> pd.DataFrame:
+    """Admissible trials (not rejected, finite objectives) with the echoed configs, one row per
+    config: a config reported twice (a trial re-run after `nnictl resume`, or drawn again by the
+    tuner) keeps its first result; `attrs["repeated"]` counts the rows left out."""
+    frame = read_nni_trials(experiment, experiments_dir)
+    dropped = frame.attrs.get("dropped", 0)
+    if len(frame) == 0:
+        raise ValueError(f"experiment {experiment!r} has no final results")
+    repeated = frame.duplicated("config")
+    frame = frame[~repeated]
+    if "rejected" in frame:
+        frame = frame[~frame["rejected"].astype(bool)]
+    frame = frame.copy()
+    frame = frame[np.isfinite(frame["accuracy"].astype(float))
+                  & np.isfinite(frame["latency_ms"].astype(float))]
+    frame["accuracy"] = frame["accuracy"].astype(float)
+    frame["latency_ms"] = frame["latency_ms"].astype(float)
+    frame["pareto"] = non_dominated(frame[["accuracy", "latency_ms"]].to_numpy(), SENSES)
+    frame = frame.reset_index(drop=True)
+    frame.attrs["dropped"] = dropped
+    frame.attrs["repeated"] = int(repeated.sum())
+    return frame
+
+
+def preset_points(predictor: LatencyPredictor, method: str) -> pd.DataFrame:
+    objective = accuracy_objective(method)
+    configs = [preset_config(name) for name in PRESET_NAMES]
+    return pd.DataFrame({"model": PRESET_NAMES,
+                         "accuracy": [objective.evaluate(c) for c in configs],
+                         "latency_ms": predictor.predict(configs)})
+
+
+def front_figure(trials: pd.DataFrame, presets: pd.DataFrame, method: str,
+                 exhaustive: ExhaustiveFront | None = None):
+    """Plotly figure: all trials, the NNI front, the exhaustive front, the presets."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_scatter(x=trials["latency_ms"], y=trials["accuracy"], mode="markers",
+                    name="trials", marker=dict(color="lightgray", size=6),
+                    text=trials["config"], hoverinfo="x+y")
+    front = trials[trials["pareto"]].sort_values("latency_ms")
+    fig.add_scatter(x=front["latency_ms"], y=front["accuracy"], mode="lines+markers",
+                    name="NNI front", line=dict(shape="hv"), text=front["config"])
+    if exhaustive is not None:
+        points = exhaustive.front_points()
+        order = np.argsort(points[:, 1])
+        fig.add_scatter(x=points[order, 1], y=points[order, 0], mode="lines",
+                        name="exhaustive front", line=dict(shape="hv", dash="dot"))
+    fig.add_scatter(x=presets["latency_ms"], y=presets["accuracy"], mode="markers+text",
+                    name="presets", text=presets["model"], textposition="top center",
+                    marker=dict(symbol="star", size=14))
+    fig.update_layout(xaxis_title="predicted latency (ms)", yaxis_title=f"accuracy ({method})",
+                      title="EdgeViT search: accuracy vs latency")
+    return fig
+
+
+def write_report(experiment: str, *, predictor_path: str | Path, out_dir: str | Path,
+                 method: str | None = None, experiments_dir: str | Path | None = None,
+                 macs_budget: float | None = None, measure: bool = False,
+                 threads: int = 2) -> dict:
+    """Front CSV + HTML under `out_dir`; returns the summary (hypervolumes, front size, ...)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = trial_frame(experiment, experiments_dir)
+    methods = sorted(set(trials["accuracy_method"]))
+    if method is None:
+        if len(methods) != 1:
+            raise ValueError(f"trials mix accuracy methods {methods}; pass one")
+        method = methods[0]
+    trials = trials[trials["accuracy_method"] == method]
+    predictor = LatencyPredictor.load(predictor_path)
+    presets = preset_points(predictor, method)
+    summary: dict = {"experiment": experiment, "accuracy_method": method,
+                     "trials": int(len(trials)), "front_size": int(trials["pareto"].sum()),
+                     "dropped_without_echo": int(trials.attrs.get("dropped", 0)),
+                     "repeated_configs": int(trials.attrs.get("repeated", 0))}
+    exhaustive = None
+    trial_points = trials[["accuracy", "latency_ms"]].to_numpy()
+    try:
+        exhaustive = exhaustive_front(predictor, method, macs_budget)
+    except ValueError as err:
+        summary["exhaustive"] = f"skipped: {err}"
+    if exhaustive is not None:
+        ref = reference_point(exhaustive.front_points())
+        hv_nni = hypervolume(trial_points[trials["pareto"].to_numpy()], SENSES, ref)
+        hv_all = hypervolume(exhaustive.front_points(), SENSES, ref)
+        summary.update(reference_point=list(ref), hypervolume=hv_nni,
+                       exhaustive_hypervolume=hv_all, hypervolume_ratio=hv_nni / hv_all,
+                       space_size=int(len(exhaustive.macs)),
+                       exhaustive_front_size=int(len(exhaustive.front_index)))
+    else:
+        ref = reference_point(trial_points[trials["pareto"].to_numpy()])
+        summary.update(reference_point=list(ref), hypervolume=hypervolume(
+            trial_points[trials["pareto"].to_numpy()], SENSES, ref))
+    columns = ["trial_id", "accuracy", "latency_ms", "macs", "params", "accuracy_method",
+               "pareto", "config"]
+    trials[columns].to_csv(out / "trials.csv", index=False)
+    front = trials[trials["pareto"]].sort_values("latency_ms")
+    if measure:
+        front = measure_front(front, predictor, threads=threads)
+        summary["measured_front"] = front.attrs["score"]
+        columns += ["predicted_ratio", "measured_ratio", "measured_latency_ms", "flagged_noisy"]
+    front[columns].to_csv(out / "front.csv", index=False)
+    front_figure(trials, presets, method, exhaustive).write_html(out / "front.html",
+                                                                 include_plotlyjs="cdn")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary["front"] = front
+    return summary
+
+
+def measure_front(front: pd.DataFrame, predictor: LatencyPredictor, *, threads: int = 2,
+                  reference: str = "edgevit_xxs", progress: bool = True) -> pd.DataFrame:
+    """Close the loop: time the front's configs for real, interleaved with the reference, and
+    set predicted against measured latency *relative to the reference* (drift-free on both
+    sides: the prediction is divided by the reference's prediction)."""
+    from analysis.latency.measure import Protocol, measure_many
+    from analysis.latency.predictors import score
+
+    configs = list(configs_of(front))
+    results = measure_many(configs, threads=threads, img_size=predictor.img_size,
+                           reference=preset_config(reference),
+                           protocol=Protocol(min_runs=10, min_time_s=0.3), progress=progress)
+    reference_ms = float(predictor.predict([preset_config(reference)])[0])
+    out = front.assign(
+        measured_ratio=[r.ratio for r in results],
+        predicted_ratio=predictor.predict(configs) / reference_ms,
+        measured_latency_ms=[r.latency_ms for r in results],
+        flagged_noisy=[r.flagged_noisy for r in results],
+    )
+    out.attrs["score"] = score(out["predicted_ratio"].to_numpy(),
+                               out["measured_ratio"].to_numpy()).as_dict()
+    return out
+
+
+def front_table(front: pd.DataFrame, method: str) -> str:
+    """The front as text: latency, accuracy, MACs, and per-stage widths/depths/r."""
+    lines = [f"{'latency ms':>10s} {'accuracy':>9s} {'GMACs':>6s}  widths / depths / r "
+             f"(accuracy = {method})"]
+    for _, row in front.iterrows():
+        config = EdgeViTConfig.from_json(row["config"])
+        lines.append(f"{row['latency_ms']:10.2f} {row['accuracy']:9.4f} "
+                     f"{row['macs'] / 1e9:6.3f}  {list(config.widths)} / "
+                     f"{list(config.depths)} / {list(config.sample_rates)}")
+    return "\n".join(lines)
+
+
+def configs_of(front: pd.DataFrame) -> Sequence[EdgeViTConfig]:
+    return [EdgeViTConfig.from_json(text) for text in front["config"]]

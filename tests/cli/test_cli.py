@@ -1,0 +1,94 @@
+"""The `edgevit` command line: info and demo, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgevit import PRESETS
+from analysis.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_json_reports_params_and_stage_shapes(capsys) -> None:
+    code, out, _ = run_cli(capsys, "info", "edgevit_xs", "--img-size", "512", "512", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert result["params"] == 6_770_056
+    assert [(s["channels"], s["height"]) for s in result["stages"]] == [
+        (48, 128), (96, 64), (240, 32), (384, 16)
+    ]
+
+
+def test_info_reads_a_config_file(tmp_path, capsys) -> None:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(PRESETS["edgevit_xxs"].replace(depths=(1, 1, 1, 1)).to_dict()))
+    code, out, _ = run_cli(capsys, "info", str(path), "--json")
+    assert code == 0 and json.loads(out)["config"]["depths"] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["info", "edgevit_xxxl"], "unknown model"),
+        (["info", "missing.json"], "config file not found"),
+        (["info", "edgevit_xxs", "--img-size", "16", "16"], "H, W ≥ 32"),
+        (["info", "edgevit_xxs", "--img-size", "1", "2", "3"], "takes H W"),
+    ],
+)
+def test_bad_input_is_one_clear_line(capsys, argv, message) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_malformed_and_impossible_config_files(tmp_path, capsys) -> None:
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    impossible = tmp_path / "impossible.json"
+    impossible.write_text(json.dumps(dict(PRESETS["edgevit_xxs"].to_dict(), head_dim=7)))
+    for path, message in ((bad_json, "malformed JSON"), (impossible, "head_dim")):
+        code, _, err = run_cli(capsys, "info", str(path))
+        assert code == 2 and message in err
+
+
+@pytest.mark.parametrize("name, params", [("edgevit_xxs", 4_067_704),
+                                          ("edgevit_xs", 6_770_056), ("edgevit_s", 13_108_168)])
+def test_console_script_info(name: str, params: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", "info", name, "--json"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert json.loads(proc.stdout)["params"] == params
+
+
+@pytest.mark.parametrize("command", ["search", "demo", "resume"])
+def test_a_failed_experiment_is_one_clear_line(tmp_path, capsys, monkeypatch, command) -> None:
+    """search, demo and resume all end a failed NNI run with its first line and exit 2."""
+    import analysis.nas.experiment
+    from analysis.latency.predictors import MacsLinear
+    from analysis.latency.store import canonical_json, device_fingerprint, sha256_hex
+
+    def fail(*args, **kwargs):
+        raise analysis.nas.experiment.ExperimentError("experiment abc123 FAILED: tuner crashed\n"
+                                                  "dispatcher log tail ...")
+
+    monkeypatch.setattr(analysis.nas.experiment, "run_search", fail)
+    monkeypatch.setattr(analysis.nas.experiment, "resume_search", fail)
+    predictor = MacsLinear(slope_ms_per_gmac=40.0, intercept_ms=3.0)
+    predictor.device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
+    predictor.save(tmp_path / "predictor.json")  # demo reuses it instead of calibrating
+    argv = {"search": ["search", "--predictor", str(tmp_path / "predictor.json")],
+            "demo": ["demo", "--out", str(tmp_path)],
+            "resume": ["resume", "abc123", "--predictor", str(tmp_path / "predictor.json")]}
+    code, _, err = run_cli(capsys, *argv[command], "--expose")
+    assert code == 2, err
+    assert "tuner crashed" in err and "internal error" not in err and err.count("\n") == 1

@@ -1,0 +1,197 @@
+"""Latency predictors: fitting mechanics, JSON round trip, scoring, calibration end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import edgevit
+from analysis.latency.calibration import calibrate, sample_configs
+from analysis.cost.features import config_features
+from analysis.latency.measure import Protocol
+from analysis.latency.predictors import (
+    BlockTable,
+    FeatureModel,
+    LatencyPredictor,
+    MacsLinear,
+    score,
+)
+from analysis.cost.ops import model_cost
+from analysis.cli import main
+
+FAST = Protocol(warmup_runs=1, min_runs=5, min_time_s=0.05)
+
+
+def frame_of(configs, latency_ms, size=(224, 224)) -> pd.DataFrame:
+    return pd.DataFrame({"config_json": [c.to_json() for c in configs], "config_kind": "model",
+                         "input_h": size[0], "input_w": size[1], "latency_ms": latency_ms})
+
+
+def test_macs_linear_recovers_a_line() -> None:
+    configs = sample_configs(12, seed=3)
+    gmacs = np.array([model_cost(c).macs / 1e9 for c in configs])
+    fitted = MacsLinear().fit(frame_of(configs, 7.5 * gmacs + 2.0))
+    assert fitted.slope_ms_per_gmac == pytest.approx(7.5)
+    assert fitted.intercept_ms == pytest.approx(2.0)
+
+
+def test_feature_model_recovers_per_kind_costs() -> None:
+    """Latencies made from known non-negative per-feature costs are fitted back exactly."""
+    configs = sample_configs(40, seed=4)
+    features = config_features(configs)
+    truth = np.array([2e-8, 3e-7, 1e-7, 0.0, 5e-7, 1e-7, 0.0, 0.01])  # ms per unit
+    latency = features @ truth
+    model = FeatureModel(correction=False).fit(frame_of(configs, latency))
+    np.testing.assert_allclose(model.predict(configs), latency, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["macs_linear", "features_gp"])
+def test_predictor_files_round_trip(tmp_path, kind: str) -> None:
+    configs = sample_configs(10, seed=5)
+    rng = np.random.default_rng(0)
+    latency = np.array([model_cost(c).macs / 1e8 for c in configs]) * rng.uniform(0.9, 1.1, 10)
+    predictor = LatencyPredictor._registry[kind]().fit(frame_of(configs, latency))
+    predictor.device = "phone"
+    predictor.save(tmp_path / "p.json")
+    loaded = LatencyPredictor.load(tmp_path / "p.json")
+    assert type(loaded) is type(predictor) and loaded.device == "phone"
+    others = sample_configs(14, seed=6)[10:]
+    np.testing.assert_allclose(loaded.predict(others), predictor.predict(others), rtol=1e-9)
+
+
+def test_block_table_round_trip_and_missing_block(tmp_path) -> None:
+    from analysis.latency.measure import model_blocks
+
+    xxs = edgevit.preset_config("edgevit_xxs")
+    blocks = model_blocks(xxs, (224, 224))  # 4 stems, 7 LGL blocks, the head
+    rows = [{"config_json": b.to_json(), "config_kind": "block", "input_h": b.h,
+             "input_w": b.w, "latency_ms": 2.0 if b.kind == "lgl" else 1.0} for b in blocks]
+    table = BlockTable().fit(pd.DataFrame(rows))
+    assert table.predict([xxs])[0] == pytest.approx(2.0 * 7 + 1.0 * 5)
+    table.save(tmp_path / "t.json")
+    assert LatencyPredictor.load(tmp_path / "t.json").predict([xxs])[0] == table.predict([xxs])[0]
+    with pytest.raises(ValueError, match="lacks"):
+        table.predict([edgevit.preset_config("edgevit_s")])
+
+
+@pytest.mark.parametrize("content", ["{", "[]", json.dumps({"kind": "pickle", "format": 1}),
+                                     json.dumps({"format": 1, "kind": "macs_linear",
+                                                 "device": "x", "img_size": [224, 224],
+                                                 "state": {"slope_ms_per_gmac": "a"}})])
+def test_corrupt_predictor_files_are_refused(tmp_path, content: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="not a valid predictor file"):
+        LatencyPredictor.load(path)
+
+
+def test_score_by_hand() -> None:
+    result = score(np.array([1.0, 2.18, 2.9, 4.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert result.within_5 == 0.75 and result.within_10 == 1.0
+    assert result.mape == pytest.approx((0 + 0.09 + 0.1 / 3 + 0) / 4)
+    assert result.kendall_tau == pytest.approx(1.0)
+
+
+def test_nan_measurements_refused() -> None:
+    configs = sample_configs(4)
+    with pytest.raises(ValueError, match="non-finite or non-positive"):
+        MacsLinear().fit(frame_of(configs, [1.0, float("nan"), 2.0, 3.0]))
+
+
+def test_calibrate_end_to_end_small(tmp_path) -> None:
+    from analysis.latency.store import MeasurementStore
+
+    store = MeasurementStore(tmp_path / "m.sqlite")
+    predictors, report = calibrate(device="here", budget=8, img_size=(64, 64), store=store,
+                                   protocol=FAST, noise_repeats=2, progress=False)
+    assert set(predictors) == {"macs_linear", "features_gp", "block_table"}
+    assert report.test_count == 2 and report.train_count == 6
+    for values in report.scores.values():
+        assert np.isfinite(values["mape"]) and 0 <= values["within_10"] <= 1
+    assert store.count() > 8  # models, their blocks, all stored
+
+
+def test_calibrate_and_predict_cli(tmp_path, capsys) -> None:
+    out = tmp_path / "predictor.json"
+    code = main(["calibrate", "--device", "here", "--budget", "6", "--img-size", "64", "64",
+                 "--runs", "5", "--min-time", "0.05", "--store", str(tmp_path / "s.sqlite"),
+                 "--out", str(out), "--json"])
+    assert code == 0 and out.is_file()
+    capsys.readouterr()
+    assert main(["predict", "edgevit_xs", "--predictor", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["latency_ms"] > 0 and result["device"] == "here"
+    assert main(["predict", "edgevit_xs", "--predictor", str(out), "--img-size", "224"]) == 2
+    assert main(["predict", "edgevit_xs", "--predictor", str(tmp_path / "none.json")]) == 2
+
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_committed_calibrations_meet_the_goal(threads: int) -> None:
+    """Re-scored from the committed measurements of the development CPU (200 training configs,
+    60 held out, `benchmarks/latency_predictors.py`): the best predictor is within ±10 % on
+    ≥ 95 % of the held-out configs with Kendall τ ≥ 0.9, the block table and the GP beat
+    MACs-linear, and the configs timed twice agree at least as well. Guards the predictors and
+    the reference normalisation against regressions on real data."""
+    from analysis.latency.calibration import COMMITTED_CALIBRATIONS, evaluate_calibration
+
+    frame = pd.read_csv(COMMITTED_CALIBRATIONS[threads])
+    _, report = evaluate_calibration(frame, device="development-cpu")
+    assert report.train_count <= 200 and report.test_count >= 50
+    best = max(report.scores.values(), key=lambda s: s["within_10"])
+    assert best["within_10"] >= 0.95 and best["kendall_tau"] >= 0.9, report.table()
+    baseline = report.scores["macs_linear"]
+    for name in ("block_table", "features_gp"):
+        assert report.scores[name]["mape"] < baseline["mape"], report.table()
+        assert report.scores[name]["kendall_tau"] > baseline["kendall_tau"], report.table()
+    assert report.noise_floor["within_10"] >= 0.95, report.table()
+    assert 0.5 < report.state_exponent < 1.0  # models follow the reference, less than fully
+
+
+def synthetic_sweep(exponent: float, reference_spread: float, seed: int = 0) -> pd.DataFrame:
+    """Training rows whose raw latency is a fixed per-kind cost of the config times
+    (reference / 20 ms) ** exponent, the reference drifting log-normally by reference_spread."""
+    configs = sample_configs(60, seed)
+    features = config_features(configs)
+    cost_ms = features @ np.array([4e-8, 3e-7, 2e-7, 1e-6, 1e-6, 1e-6, 0.0, 0.02])
+    rng = np.random.default_rng(seed)
+    reference_ms = 20.0 * np.exp(rng.normal(0.0, reference_spread, len(configs)))
+    frame = frame_of(configs, np.nan)
+    return frame.assign(raw_latency_ms=cost_ms * (reference_ms / 20.0) ** exponent,
+                        reference_latency_ms=reference_ms)
+
+
+@pytest.mark.parametrize("exponent", [0.0, 0.6, 1.0])
+def test_state_exponent_is_recovered(exponent: float) -> None:
+    from analysis.latency.calibration import fit_state_exponent
+
+    rows = synthetic_sweep(exponent, reference_spread=0.15)
+    assert fit_state_exponent(rows, 20.0) == pytest.approx(exponent, abs=0.02)
+
+
+def test_state_exponent_is_one_without_enough_to_fit() -> None:
+    """A reference that stood still, or too few rows: the plain ratio (β = 1)."""
+    from analysis.latency.calibration import MIN_ROWS_FOR_EXPONENT, fit_state_exponent
+
+    assert fit_state_exponent(synthetic_sweep(0.3, reference_spread=0.001), 20.0) == 1.0
+    few = synthetic_sweep(0.3, reference_spread=0.15).head(MIN_ROWS_FOR_EXPONENT - 1)
+    assert fit_state_exponent(few, 20.0) == 1.0
+
+
+def test_calibrating_from_stored_rows_normalises_relative_ones() -> None:
+    """Stored rows timed against a reference (latency_ms raw, as the store keeps them) are
+    normalised with a fitted β, like a fresh calibration; a device's absolute rows are not."""
+    from analysis.latency.calibration import calibrate_from_frame
+
+    sweep = synthetic_sweep(0.6, reference_spread=0.15)
+    stored = sweep.drop(columns=["latency_ms"]).rename(columns={"raw_latency_ms": "latency_ms"})
+    _, relative = calibrate_from_frame(stored, device="phone")
+    assert relative.state_exponent == pytest.approx(0.6, abs=0.03)
+    assert relative.scores["features_gp"]["within_5"] == 1.0
+    absolute = stored.assign(reference_latency_ms=np.nan)
+    _, report = calibrate_from_frame(absolute, device="phone")
+    assert report.state_exponent == 1.0 and np.isnan(report.reference_latency_ms)
+    assert report.scores["features_gp"]["within_5"] < 1.0  # the drift stays in the numbers

@@ -1,0 +1,154 @@
+"""The NNI search: the trial alone, rejections and NaN, a small real experiment, the configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO_ROOT
+from privately import experiment_id, run_search_privately
+
+import edgevit
+from analysis.nas.objectives import (
+    default_accuracy_method,
+    draw_tchebycheff_weights,
+    mnas_reward,
+    tchebycheff_reward,
+)
+from analysis.latency.predictors import MacsLinear
+from analysis.cost.ops import model_cost
+from edgevit import EdgeViTConfig
+
+TRIAL = REPO_ROOT / "search" / "trial.py"
+
+
+@pytest.fixture()
+def predictor(tmp_path) -> Path:
+    """A latency model with fixed coefficients: the trial's input, not a result under test."""
+    path = tmp_path / "predictor.json"
+    MacsLinear(slope_ms_per_gmac=40.0, intercept_ms=3.0).save(path)
+    return path
+
+
+def run_trial(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TRIAL), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_trial_runs_alone_with_defaults(predictor) -> None:
+    proc = run_trial("--predictor", str(predictor))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    xxs = edgevit.preset_config("edgevit_xxs")
+    assert EdgeViTConfig.from_json(result["config"]) == xxs
+    assert result["macs"] == 551_262_816 and result["params"] == 4_067_704
+    assert result["latency_ms"] == pytest.approx(40.0 * 0.551262816 + 3.0)
+    assert result["accuracy_method"] == default_accuracy_method() == "proxy:jacob_cov"
+    assert result["default"] == pytest.approx(result["accuracy"])  # at the target: reward = acc
+
+
+def test_trial_rejects_over_budget_at_once(predictor) -> None:
+    proc = run_trial("--predictor", str(predictor), "--macs-budget", "1e8")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 0 and result["rejected"] and result["latency_ms"] is None
+
+
+def test_trial_refuses_nan(tmp_path) -> None:
+    path = tmp_path / "nan.json"
+    MacsLinear(slope_ms_per_gmac=float("nan"), intercept_ms=0.0).save(path)
+    proc = run_trial("--predictor", str(path))
+    assert proc.returncode != 0
+    assert "latency_ms is nan" in proc.stderr
+
+
+def test_nnictl_configs_load() -> None:
+    from nni.experiment.config import ExperimentConfig
+
+    for name, platform in (("config.yml", "local"), ("config_remote.yml", "remote")):
+        config = ExperimentConfig.load(str(REPO_ROOT / "search" / name))
+        assert config.training_service.platform == platform
+        assert "trial.py" in config.trial_command
+        assert Path(config.search_space_file).name == "search_space.json"
+
+
+def test_scalarisations_by_hand() -> None:
+    assert mnas_reward(0.8, 20.0, 10.0, -0.07) == pytest.approx(0.8 * 2 ** -0.07)
+    weights = draw_tchebycheff_weights(3)
+    assert sum(weights) == pytest.approx(1.0) and weights == draw_tchebycheff_weights(3)
+    reward = tchebycheff_reward(0.75, 15.0, weights=(0.5, 0.5), accuracy_range=(0.5, 1.0),
+                                latency_range_ms=(10.0, 20.0))
+    assert reward == pytest.approx(-max(0.5 * 0.5, 0.5 * 0.5))
+    with pytest.raises(ValueError):
+        mnas_reward(0.5, 0.0, 10.0)
+
+
+def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
+    """A real NNI experiment (TPE, 6 trials, concurrency 2) in a private network namespace."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", "search", "--predictor", str(predictor),
+         "--accuracy", "proxy:params", "--trials", "6", "--concurrency", "2",
+         "--out", str(out), "--port", "8761", "--measure-front",
+         "--experiments-dir", str(tmp_path / "nni"), "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    trials = pd.read_csv(out / "trials.csv")
+    assert 1 <= len(trials) <= 6 and summary["trials"] == len(trials)
+    for _, row in trials.iterrows():  # every echoed config is the one that was costed
+        assert model_cost(EdgeViTConfig.from_json(row["config"])).macs == row["macs"]
+    assert (out / "front.html").stat().st_size > 1000
+    front = pd.read_csv(out / "front.csv")
+    assert len(front) == summary["front_size"] and (front["measured_ratio"] > 0).all()
+    assert set(summary["measured_front"]) >= {"mape", "within_10", "kendall_tau"}
+    assert 0 < summary["hypervolume_ratio"] <= 1.0 + 1e-9
+    assert "127.0.0.1" in proc.stderr + proc.stdout or "private" not in proc.stderr
+
+
+def test_a_broken_tuner_fails_loudly(tmp_path, predictor) -> None:
+    """NNI 3.0's Hyperband breaks the trial listing (nni#5263): the run must stop with a clear
+    ExperimentError, not hang in RUNNING or die with NNI's own TypeError."""
+    proc = run_search_privately(
+        tmp_path, predictor,
+        "tuner='Hyperband', max_trials=4, port=8793, timeout_s=180, allow_any_tuner=True",
+        "try:\n    run_search(settings)\nexcept ExperimentError as err:\n"
+        "    print('EXPERIMENT ERROR:', str(err).splitlines()[0])\n    raise SystemExit(3)\n")
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "EXPERIMENT ERROR:" in proc.stdout and "Hyperband" in proc.stdout
+
+
+def test_failing_trials_are_failed_and_the_experiment_goes_on(tmp_path) -> None:
+    """A predictor that cannot price most configs (a block table holding only XXS's blocks)
+    makes those trials raise: each must end FAILED with its traceback in the trial's log while
+    the experiment runs on to its budget."""
+    import sqlite3
+
+    from analysis.latency.measure import model_blocks
+    from analysis.latency.predictors import BlockTable
+
+    xxs = edgevit.preset_config("edgevit_xxs")
+    rows = [{"config_json": b.to_json(), "config_kind": "block", "input_h": b.h,
+             "input_w": b.w, "latency_ms": 1.0} for b in model_blocks(xxs, (224, 224))]
+    predictor = tmp_path / "table.json"
+    BlockTable().fit(pd.DataFrame(rows)).save(predictor)
+    proc = run_search_privately(
+        tmp_path, predictor,
+        "tuner='Random', max_trials=4, concurrency=2, port=8794, timeout_s=300",
+        "print('EXPERIMENT', run_search(settings)[0])\n")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    database = tmp_path / "nni" / experiment_id(proc.stdout) / "db" / "nni.sqlite"
+    with sqlite3.connect(database) as db:
+        events = db.execute("SELECT trialJobId, event, logPath FROM TrialJobEvent").fetchall()
+    ended = {trial: event for trial, event, _ in events if event in ("SUCCEEDED", "FAILED")}
+    assert len(ended) == 4  # the budget ran out; a failure did not stop the experiment
+    failed = [trial for trial, event in ended.items() if event == "FAILED"]
+    assert failed
+    logs = {trial: path for trial, _, path in events if path}
+    for trial in failed:
+        stderr = Path(logs[trial].replace("file://localhost:", "")) / "trial.stderr"
+        assert "block table lacks" in stderr.read_text() and "Traceback" in stderr.read_text()

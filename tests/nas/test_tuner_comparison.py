@@ -1,0 +1,83 @@
+"""The tuner comparison's optuna samplers, on the real space with cheap synthetic objectives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+from analysis.nas.pareto import hypervolume, non_dominated
+from analysis.nas.report import SENSES, reference_point
+from analysis.nas.tuner_comparison import (
+    OPTUNA_ENCODINGS,
+    SpaceObjectives,
+    hypervolume_by_trial,
+    run_optuna,
+    suggest_params,
+)
+from analysis.cost.search_space import DEFAULT_SPACE
+
+
+class RecordingObjectives(SpaceObjectives):
+    """SpaceObjectives that keeps every looked-up parameter dict (one per trial)."""
+
+    seen: list[dict[str, Any]]
+
+    def __call__(self, params: dict[str, Any]) -> tuple[float, float, bool]:
+        self.seen.append(dict(params))
+        return super().__call__(params)
+
+
+@pytest.fixture(scope="module")
+def objectives() -> RecordingObjectives:
+    """Every config of the default space: a params-like accuracy (↑, log10 of a weight count)
+    and a latency-like cost in arbitrary ms (↓, cut by the sample rate); the largest 10 % of
+    weight counts are inadmissible, as the MACs budget makes some configs."""
+    arrays = DEFAULT_SPACE.enumerate()
+    widths, depths, rates = arrays["widths"], arrays["depths"], arrays["sample_rates"]
+    weights = ((widths ** 2 * depths).sum(1) * (2.0 + arrays["mlp_ratio"])).astype(np.float64)
+    latency_ms = (widths * depths * (1.0 + 4.0 / rates)).sum(1) / arrays["head_dim"] * 0.1
+    choices = DEFAULT_SPACE.choices()
+    out = RecordingObjectives(list(choices), [tuple(v) for v in choices.values()],
+                              np.log10(weights), latency_ms,
+                              weights <= np.quantile(weights, 0.9))
+    out.seen = []
+    return out
+
+
+def test_ordinal_indices_decode_to_sorted_choices(objectives) -> None:
+    lowest = optuna.trial.FixedTrial({name: 0 for name in objectives.names})
+    highest = optuna.trial.FixedTrial({name: len(v) - 1 for name, v in
+                                       zip(objectives.names, objectives.choices)})
+    assert suggest_params(lowest, objectives, "ordinal") == {
+        name: min(v) for name, v in DEFAULT_SPACE.choices().items()}
+    assert suggest_params(highest, objectives, "ordinal") == {
+        name: max(v) for name, v in DEFAULT_SPACE.choices().items()}
+    second = optuna.trial.FixedTrial({name: 1 for name in objectives.names})
+    params = suggest_params(second, objectives, "ordinal")
+    assert params["rate_0"] == 2 and params["width_mult_3"] == 8 and params["depth_2"] == 3
+    with pytest.raises(ValueError, match="unknown encoding"):
+        suggest_params(lowest, objectives, "one-hot")
+
+
+def test_gp_sampler_trials_are_points_of_the_space(objectives) -> None:
+    assert OPTUNA_ENCODINGS["optuna-GP"] == "ordinal"
+    trials = 25
+    objectives.seen.clear()
+    points = run_optuna("optuna-GP", objectives, trials, seed=0)
+    assert points.shape == (trials, 2) and len(objectives.seen) == trials
+    for params, point in zip(objectives.seen, points):
+        DEFAULT_SPACE.decode(params)  # raises on anything outside the space
+        row = objectives.index(params)
+        if objectives.admissible[row]:
+            assert tuple(point) == (objectives.accuracy[row], objectives.latency_ms[row])
+        else:
+            assert np.isnan(point).all()
+    table = np.stack([objectives.accuracy, objectives.latency_ms], 1)[objectives.admissible]
+    front = table[non_dominated(table, SENSES)]
+    reference = reference_point(front)
+    curve = hypervolume_by_trial(points, reference) / hypervolume(front, SENSES, reference)
+    assert np.all(np.diff(curve) >= -1e-12)
+    assert 0 < curve[-1] <= 1 + 1e-9
