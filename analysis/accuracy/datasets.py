@@ -8,6 +8,8 @@ digits   scikit-learn's bundled handwritten digits (`load_digits`: 1,797 real 8�
          to S×S, then standardised with the training split's mean and std. One channel
          (`in_chans = 1`). Split: stratified, `test_fraction` (0.2: 1,437 train / 360 test)
          drawn with `split_seed`, independent of the training seed.
+fashion-mnist  Zalando's Fashion-MNIST from Debian's `dataset-fashion-mnist` (70,000 real 28×28
+         grey images, official 60,000 / 10,000 split): see `analysis.accuracy.fashion_mnist`.
 folder   torchvision `ImageFolder` layout, PATH/CLASS/IMAGE. When PATH holds `train/` and
          `val/` (or `test/`) class folders (Imagenette, ImageNet) those are the splits;
          otherwise one folder is split stratified as above. Images are decoded as RGB
@@ -30,6 +32,7 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 DIGITS = "digits"
+FASHION_MNIST = "fashion-mnist"  # served by analysis.accuracy.fashion_mnist
 DIGITS_IMG_SIZE = 32  # default input side for digits: the smallest EdgeViT accepts (H, W ≥ 32)
 FOLDER_IMG_SIZE = 224  # default input side for user data: the architecture's design resolution
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -200,10 +203,17 @@ def load_image_folder(path: str | Path, img_size: int = FOLDER_IMG_SIZE, *,
 
 def load_dataset(source: str, img_size: int | None = None, *, test_fraction: float = 0.2,
                  split_seed: int = 0, max_per_class: int | None = None) -> ImageDataset:
-    """`digits` (the bundled digits) or the path of an ImageFolder tree; default sizes 32 / 224.
+    """`digits` (the bundled digits), `fashion-mnist` (Debian's dataset-fashion-mnist, the
+    official split; `analysis.accuracy.fashion_mnist`) or the path of an ImageFolder tree;
+    default sizes 32 / 32 / 224.
 
-    A folder literally named `digits` is reached as `./digits`.
+    A folder literally named `digits` or `fashion-mnist` is reached as `./digits`.
     """
+    if source == FASHION_MNIST:
+        from analysis.accuracy.fashion_mnist import FASHION_MNIST_IMG_SIZE, load_fashion_mnist
+
+        return load_fashion_mnist(img_size or FASHION_MNIST_IMG_SIZE, split_seed=split_seed,
+                                  max_per_class=max_per_class)
     if source == DIGITS:
         return load_digits_dataset(img_size or DIGITS_IMG_SIZE, test_fraction=test_fraction,
                                    split_seed=split_seed, max_per_class=max_per_class)

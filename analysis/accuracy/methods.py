@@ -1,20 +1,27 @@
-"""The search's accuracy axis: one interface over zero-cost proxies and short training.
+"""The search's accuracy axis: one interface over zero-cost proxies, short training and a
+weight-sharing supernet.
 
 A method is a string:
 
   proxy:NAME    a zero-cost proxy of the untrained network on one real mini-batch (64 training
-                images of the bundled digits unless `data` names an ImageFolder), in seconds on a
-                CPU; NAME in `analysis.accuracy.proxies.PROXIES` (synflow, jacob_cov, snip, grad_norm,
-                params, macs). The result is the raw score (higher = predicted more accurate).
-  train:digits  short training (`analysis.accuracy.training.TrainRecipe`) on scikit-learn's bundled
-                digits at 32×32, one channel; the result is held-out top-1 in [0, 1].
-  train:PATH    the same on an ImageFolder tree (`analysis.accuracy.datasets`), RGB at 224×224 unless
-                `img_size` says otherwise.
+                images of the bundled digits unless `data` names another dataset), in seconds on
+                a CPU; NAME in `analysis.accuracy.proxies.PROXIES` (synflow, jacob_cov, snip,
+                grad_norm, params, macs). The result is the raw score (higher = predicted more
+                accurate).
+  train:digits  short training (`analysis.accuracy.training.TrainRecipe`) on scikit-learn's
+                bundled digits at 32×32, one channel; the result is held-out top-1 in [0, 1].
+  train:fashion-mnist  the same on Fashion-MNIST (Debian's dataset-fashion-mnist; 32×32 unless
+                `img_size` says otherwise; `analysis.accuracy.fashion_mnist`).
+  train:PATH    the same on an ImageFolder tree (`analysis.accuracy.datasets`), RGB at 224×224
+                unless `img_size` says otherwise.
+  supernet:CKPT the subnet of a trained weight-sharing supernet (`analysis.accuracy.supernet`,
+                checkpoint file CKPT or its folder): weights inherited, BatchNorm statistics
+                recalibrated, held-out top-1 on the supernet's own dataset and resolution.
 
 Given a seed, every method is deterministic on one machine and thread count (default one
-thread; see `analysis.accuracy.training`). The committed
-study (`benchmarks/accuracy_proxies.py` -> `analysis/accuracy/data/accuracy_proxy_study.json`) measures
-how far each proxy ranks configs like short training does.
+thread; see `analysis.accuracy.training`). The committed study (`benchmarks/accuracy_proxies.py`
+-> `analysis/accuracy/data/accuracy_proxy_study.json`) measures how far each proxy ranks configs
+like short training does.
 """
 
 from __future__ import annotations
@@ -28,11 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from edgevit.config import EdgeViTConfig
-
 from analysis.accuracy.datasets import DIGITS, ImageDataset, first_batch, load_dataset
 from analysis.accuracy.proxies import PROXIES, compute_proxy
 from analysis.accuracy.training import TrainRecipe, build_model, torch_threads, train_and_evaluate
+from edgevit.config import EdgeViTConfig
 
 METHOD_KINDS = ("proxy", "train")
 PROXY_BATCH_SIZE = 64

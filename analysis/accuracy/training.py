@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from analysis.accuracy.datasets import ImageDataset
 from edgevit.config import EdgeViTConfig
 from edgevit.model import EdgeViT
-
-from analysis.accuracy.datasets import ImageDataset
 
 DEFAULT_THREADS = 1
 
