@@ -231,3 +231,20 @@ def first_batch(dataset: Dataset, batch_size: int, seed: int) -> tuple[torch.Ten
     images = torch.stack([img for img, _ in items])
     labels = torch.as_tensor([int(label) for _, label in items], dtype=torch.int64)
     return images, labels
+
+
+def gather(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (B, C, S, S), labels (B,)) of `indices` from any split, in one call where the
+    split allows it: a dataset with a `batch(indices)` method (Fashion-MNIST's, which resizes the
+    whole batch at once), a `TensorDataset`, or a `Subset` of either; else stacked items."""
+    indices = torch.as_tensor(indices, dtype=torch.int64)
+    if isinstance(dataset, Subset):
+        return gather(dataset.dataset, torch.as_tensor(dataset.indices)[indices])
+    if hasattr(dataset, "batch"):
+        return dataset.batch(indices)
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors
+        return images[indices], labels[indices]
+    items = [dataset[int(i)] for i in indices]
+    return (torch.stack([img for img, _ in items]),
+            torch.as_tensor([int(label) for _, label in items], dtype=torch.int64))

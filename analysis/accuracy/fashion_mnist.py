@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from analysis.accuracy.datasets import (
     FASHION_MNIST,
@@ -235,15 +235,3 @@ def load_fashion_mnist(img_size: int = FASHION_MNIST_IMG_SIZE, *, root: str | Pa
                         test=ResizedImages(test_x, test_y, img_size, mean, std),
                         classes=CLASSES, in_chans=1, img_size=img_size)
 
-
-def gather(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, labels) of `indices` from any split: one call on `ResizedImages`, else stacked
-    items (a `Subset` of one is unwrapped)."""
-    if isinstance(dataset, Subset) and isinstance(dataset.dataset, ResizedImages):
-        indices = torch.as_tensor(dataset.indices)[indices]
-        dataset = dataset.dataset
-    if isinstance(dataset, ResizedImages):
-        return dataset.batch(indices)
-    items = [dataset[int(i)] for i in indices]
-    return (torch.stack([img for img, _ in items]),
-            torch.as_tensor([int(label) for _, label in items], dtype=torch.int64))

@@ -40,25 +40,27 @@ from analysis.accuracy.proxies import PROXIES, compute_proxy
 from analysis.accuracy.training import TrainRecipe, build_model, torch_threads, train_and_evaluate
 from edgevit.config import EdgeViTConfig
 
-METHOD_KINDS = ("proxy", "train")
+METHOD_KINDS = ("proxy", "train", "supernet")
 PROXY_BATCH_SIZE = 64
 STUDY_JSON = Path(__file__).resolve().parent / "data" / "accuracy_proxy_study.json"
 
 
 @dataclass(frozen=True)
 class AccuracyMethod:
-    """A parsed method string: kind `proxy` or `train`, and the proxy name or dataset source."""
+    """A parsed method string: kind `proxy`, `train` or `supernet`, and the proxy name, the
+    dataset source or the checkpoint path."""
 
     kind: str
     name: str
 
     @classmethod
     def parse(cls, method: str) -> AccuracyMethod:
-        """`proxy:NAME | train:digits | train:PATH`; ValueError naming what is wrong."""
+        """`proxy:NAME | train:digits | train:fashion-mnist | train:PATH | supernet:CKPT`;
+        ValueError naming what is wrong."""
         kind, sep, name = str(method).partition(":")
         if kind not in METHOD_KINDS or not sep or not name:
-            raise ValueError(f"accuracy method {method!r}: expected proxy:NAME, train:digits "
-                             "or train:PATH")
+            raise ValueError(f"accuracy method {method!r}: expected proxy:NAME, train:digits, "
+                             "train:fashion-mnist, train:PATH or supernet:CKPT")
         if kind == "proxy" and name not in PROXIES:
             raise ValueError(f"accuracy method {method!r}: unknown proxy; known: "
                              f"{', '.join(PROXIES)}")
@@ -88,14 +90,18 @@ class AccuracyEvaluator:
     """Scores configs with one method; the dataset is loaded once, on first use.
 
     `epochs` overrides the recipe's (train only); `max_per_class` trains on a tiny slice;
-    `data` is where proxies take their mini-batch (default: the digits).
+    `data` is where proxies take their mini-batch (default: the digits). A supernet method
+    scores on the supernet's own dataset and resolution (`img_size`, `data`, `epochs` and
+    `max_per_class` do not apply); `calib_images` and `eval_images` set its BatchNorm
+    recalibration and held-out sizes (`analysis.accuracy.supernet.evaluate_subnet`).
     """
 
     def __init__(self, method: str, *, img_size: int | None = None, epochs: int | None = None,
                  seed: int = 0, recipe: TrainRecipe | None = None,
                  max_per_class: int | None = None, data: str = DIGITS,
                  proxy_batch_size: int = PROXY_BATCH_SIZE, threads: int | None = None,
-                 progress: bool = False) -> None:
+                 progress: bool = False, calib_images: int = 512,
+                 eval_images: int | None = 2000) -> None:
         self.method = AccuracyMethod.parse(method)
         recipe = recipe or TrainRecipe()
         if epochs is not None:
@@ -103,14 +109,20 @@ class AccuracyEvaluator:
         self.recipe = recipe
         self.img_size, self.seed, self.threads, self.progress = img_size, seed, threads, progress
         self.max_per_class, self.proxy_batch_size = max_per_class, proxy_batch_size
+        self.calib_images, self.eval_images = calib_images, eval_images
         self.source = self.method.name if self.method.kind == "train" else data
         self._dataset: ImageDataset | None = None
 
     @property
     def dataset(self) -> ImageDataset:
         if self._dataset is None:
-            self._dataset = load_dataset(self.source, self.img_size,
-                                         max_per_class=self.max_per_class)
+            if self.method.kind == "supernet":
+                from analysis.accuracy.supernet import load_supernet, supernet_dataset
+
+                self._dataset = supernet_dataset(load_supernet(self.method.name)[1])
+            else:
+                self._dataset = load_dataset(self.source, self.img_size,
+                                             max_per_class=self.max_per_class)
         return self._dataset
 
     def evaluate(self, config: EdgeViTConfig) -> AccuracyResult:
@@ -124,6 +136,17 @@ class AccuracyEvaluator:
                 score = compute_proxy(self.method.name, model, images, labels)
             details: dict[str, Any] = dict(batch_size=len(labels))
             seconds = time.perf_counter() - start
+        elif self.method.kind == "supernet":
+            from analysis.accuracy.supernet import evaluate_subnet, load_supernet
+
+            supernet, record = load_supernet(self.method.name)
+            with torch_threads(self.threads):
+                scored = evaluate_subnet(supernet, config, dataset, seed=self.seed,
+                                         calib_images=self.calib_images,
+                                         eval_images=self.eval_images)
+            score, seconds = scored.top1, scored.seconds
+            details = dict(supernet_step=record["step"], supernet_recipe=record["recipe"],
+                           **scored.to_dict())
         else:
             trained = train_and_evaluate(config, dataset, self.recipe, seed=self.seed,
                                          threads=self.threads, progress=self.progress)

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.accuracy.datasets import DatasetError, load_dataset
+from analysis.accuracy.datasets import DatasetError, gather, load_dataset
 from analysis.accuracy.fashion_mnist import (
     FASHION_MNIST_DIR,
     FASHION_MNIST_ENV,
     IMAGE_MAGIC,
     LABEL_MAGIC,
-    gather,
     load_fashion_mnist,
     read_idx,
     read_split,

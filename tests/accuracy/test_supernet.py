@@ -1,0 +1,209 @@
+"""The weight-sharing supernet on a tiny space: extraction, sharing rules, the sandwich step,
+BatchNorm recalibration, checkpoints, resume and the `supernet:CKPT` accuracy method."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from analysis.accuracy.methods import AccuracyEvaluator, AccuracyMethod
+from analysis.accuracy.supernet import (
+    CHECKPOINT_NAME,
+    RECORD_NAME,
+    SuperNet,
+    SupernetRecipe,
+    _first_slice,
+    extract_subnet,
+    global_batch,
+    load_supernet,
+    make_optimizer,
+    rank_share,
+    recalibrate_batchnorm,
+    sandwich_step,
+    space_from_dict,
+    space_to_dict,
+    step_subnets,
+    train_supernet,
+)
+from analysis.cost.search_space import SearchSpace
+from edgevit import EdgeViT
+from edgevit.config import EdgeViTConfig
+
+TINY_SPACE = SearchSpace(
+    head_dims=(8, 16),
+    width_mults=((1, 2), (1, 2), (2,), (2, 3)),
+    depths=((1, 2), (1,), (1, 2), (1,)),
+    rates=((1, 2, 4), (1, 2), (1, 2), (1,)),
+    mlp_ratios=(1.0, 2.0),
+    base=EdgeViTConfig(widths=(16, 16, 32, 32), depths=(1, 1, 1, 1), sample_rates=(2, 2, 2, 1),
+                       head_dim=16, local_kernel=3, name="tiny"),
+)
+TINY_RECIPE = dict(batch_size=16, random_subnets=1, save_every=2, warmup_fraction=0.25)
+
+
+@pytest.fixture(scope="module")
+def supernet() -> SuperNet:
+    torch.manual_seed(0)
+    net = SuperNet(TINY_SPACE, num_classes=10, in_chans=1)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode tests use them
+        for name, buf in net.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    return net
+
+
+def configs(net: SuperNet, n: int = 5) -> list[EdgeViTConfig]:
+    rng = np.random.default_rng(1)
+    return [net.largest, net.smallest] + [net.sample(rng) for _ in range(n)]
+
+
+def test_largest_and_smallest_are_the_space_extremes(supernet) -> None:
+    assert supernet.largest.widths == (32, 32, 32, 48) and supernet.largest.depths == (2, 1, 2, 1)
+    assert supernet.largest.sample_rates == (2, 2, 2, 1) and supernet.largest.mlp_ratio == 2.0
+    assert supernet.smallest.widths == (8, 8, 16, 16) and supernet.smallest.head_dim == 8
+    assert supernet.smallest.sample_rates == (4, 2, 2, 1)
+    assert supernet.largest.num_classes == 10 and supernet.largest.in_chans == 1
+
+
+def test_an_extracted_subnet_is_a_plain_edgevit_with_the_supernets_outputs(supernet) -> None:
+    x = torch.randn(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    supernet.eval()
+    seen_rates = set()
+    for config in configs(supernet):
+        model = extract_subnet(supernet, config)
+        assert type(model) is EdgeViT and model.config == supernet.subnet_config(config)
+        assert not model.training
+        expected = supernet(x, config)
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+        seen_rates.add(config.sample_rates[0])
+        # in train mode (batch statistics) too
+        model.train()
+        supernet.train()
+        torch.testing.assert_close(model(x), supernet(x, config), rtol=1e-5, atol=1e-5)
+        supernet.eval()
+    assert len(seen_rates) >= 2  # more than one r of stage 0 was exercised
+
+
+def test_subnets_take_the_first_channels_and_one_kernel_per_rate(supernet) -> None:
+    config = supernet.smallest.replace(sample_rates=(2, 2, 2, 1))
+    state = supernet.subnet_state(config)
+    body = dict(supernet.named_parameters())
+    qkv = body["body.stages.0.blocks.0.global_block.attn.qkv.weight"]  # (3·32, 32)
+    sub = state["stages.0.blocks.0.global_block.attn.qkv.weight"]  # (3·8, 8)
+    assert sub.shape == (24, 8)
+    torch.testing.assert_close(sub[8:16], qkv[32:40, :8])  # k: its own first channels
+    fc1 = state["stages.2.blocks.0.global_block.mlp.fc1.weight"]
+    assert fc1.shape == (16, 16)  # width 16, mlp_ratio 1
+    torch.testing.assert_close(fc1, body["body.stages.2.blocks.0.global_block.mlp.fc1.weight"]
+                               [:16, :16])
+    prop = "stages.0.blocks.0.global_block.attn.local_prop.weight"
+    for r in (2, 4):
+        sub = supernet.subnet_state(config.replace(sample_rates=(r, 2, 2, 1)))[prop]
+        kernel = body[f"body.stages.0.blocks.0.global_block.attn.local_props.{r}.weight"]
+        assert sub.shape == (8, 1, r, r)
+        torch.testing.assert_close(sub, kernel[:8])
+    # r = 1 has no LocalAgg and no LocalProp
+    plain = supernet.subnet_state(config.replace(sample_rates=(1, 2, 2, 1)))
+    assert not any(k.startswith("stages.0.blocks.0.local_agg") for k in plain)
+    assert prop not in plain
+
+
+def test_the_qkv_slice_by_hand() -> None:
+    w = torch.arange(6 * 2, dtype=torch.float32).reshape(6, 2)  # q rows 0-1, k 2-3, v 4-5
+    assert _first_slice(w, (3, 1), qkv=True).flatten().tolist() == [0.0, 4.0, 8.0]
+    assert _first_slice(torch.arange(6.0), (3,), qkv=True).tolist() == [0.0, 2.0, 4.0]
+
+
+def test_configs_outside_the_space_are_refused(supernet) -> None:
+    with pytest.raises(ValueError):
+        supernet.subnet_config(supernet.largest.replace(widths=(64, 32, 32, 48)))
+    with pytest.raises(ValueError):
+        supernet.subnet_config(supernet.largest.replace(sample_rates=(8, 2, 2, 1)))
+
+
+def test_a_sandwich_step_trains_the_used_weights_only() -> None:
+    torch.manual_seed(0)
+    net = SuperNet(TINY_SPACE, num_classes=10, in_chans=1)
+    recipe = SupernetRecipe(**TINY_RECIPE)
+    optimizer = make_optimizer(net, recipe)
+    before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    subnets = [net.largest, net.smallest]  # stage-0 r: 2 and 4, never 1
+    x = torch.randn(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(8) % 10
+    ce, kd = sandwich_step(net, optimizer, x, y, subnets, recipe)
+    assert np.isfinite(ce) and ce > 0 and np.isfinite(kd) and kd >= 0
+    after = net.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert "body.stages.0.blocks.0.global_block.attn.qkv.weight" in changed
+    assert "body.stages.0.blocks.0.global_block.attn.local_props.4.weight" in changed
+    assert "body.stages.0.blocks.0.global_block.attn.local_props.2.weight" in changed
+    # the supernet's BatchNorm buffers are left alone by training (recalibrated per subnet)
+    assert not any(k.endswith(("running_mean", "running_var")) for k in changed)
+
+
+def test_every_rank_gets_its_share_and_the_same_subnets(supernet) -> None:
+    batch = global_batch(100, 16, seed=3, step=7)  # epoch 1 (6 batches per epoch), batch 1
+    assert len(batch) == 16 and len(set(batch.tolist())) == 16
+    shares = [rank_share(batch, r, 4) for r in range(4)]
+    assert np.concatenate(shares).tolist() == batch.tolist()
+    with pytest.raises(ValueError, match="does not split evenly over 3 ranks"):
+        rank_share(batch, 0, 3)
+    a, b = step_subnets(supernet, 0, 5, 3), step_subnets(supernet, 0, 5, 3)
+    assert [c.to_json() for c in a] == [c.to_json() for c in b]
+    assert a[0] == supernet.largest and a[1] == supernet.smallest
+
+
+def test_batchnorm_recalibration_is_the_exact_average() -> None:
+    model = nn.Sequential(nn.BatchNorm2d(2))
+    model[0].running_mean.fill_(5.0)
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.randn(4, 2, 3, 3, generator=gen) + 1.0 for _ in range(3)]
+    recalibrate_batchnorm(model, batches)
+    assert not model.training and model[0].momentum == 0.1
+    torch.testing.assert_close(model[0].running_mean,
+                               torch.cat(batches).mean(dim=(0, 2, 3)))
+
+
+def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
+    """4 steps straight == 2 steps, then resume for 2: the same weights and losses; the
+    checkpoint loads with weights_only; `supernet:CKPT` scores a subnet."""
+    options = dict(data="digits", img_size=32, space=TINY_SPACE, max_per_class=8, seed=1,
+                   recipe=SupernetRecipe(steps=4, **TINY_RECIPE))
+    straight = train_supernet(tmp_path / "a", **options)
+    train_supernet(tmp_path / "b", stop_after=2, **options)
+    half = json.loads((tmp_path / "b" / RECORD_NAME).read_text())
+    assert half["step"] == 2 and not half["complete"]
+    with pytest.raises(ValueError, match="pass --resume"):
+        train_supernet(tmp_path / "b", **options)
+    with pytest.raises(ValueError, match="another seed"):
+        train_supernet(tmp_path / "b", resume=True, **{**options, "seed": 2})
+    resumed = train_supernet(tmp_path / "b", resume=True, **options)
+    assert resumed["losses"] == straight["losses"] and len(straight["losses"]) == 4
+    a = torch.load(tmp_path / "a" / CHECKPOINT_NAME, weights_only=True)
+    b = torch.load(tmp_path / "b" / CHECKPOINT_NAME, weights_only=True)
+    assert a["step"] == b["step"] == 4
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    record = json.loads((tmp_path / "a" / RECORD_NAME).read_text())
+    assert record["complete"] and record["seed"] == 1 and record["world_size"] == 1
+    assert record["data"] == dict(source="digits", img_size=32, max_per_class=8)
+    assert record["recipe"]["steps"] == 4 and space_from_dict(record["space"]) == TINY_SPACE
+    assert space_to_dict(TINY_SPACE) == record["space"]
+
+    net, meta = load_supernet(tmp_path / "a")
+    assert meta["step"] == 4 and not net.training
+    evaluator = AccuracyEvaluator(f"supernet:{tmp_path / 'a'}", eval_images=100,
+                                  calib_images=64)
+    result = evaluator.evaluate(TINY_SPACE.decode(TINY_SPACE.sample(np.random.default_rng(0))))
+    assert 0.0 <= result.accuracy <= 1.0 and result.method.startswith("supernet:")
+    assert result.details["n_test"] == 100 and result.details["calib_images"] == 64
+    assert result.dataset["name"] == "digits" and result.seconds < 30
+    assert AccuracyMethod.parse(f"supernet:{tmp_path}").kind == "supernet"
+    with pytest.raises(ValueError, match="supernet checkpoint not found"):
+        AccuracyEvaluator(f"supernet:{tmp_path / 'nowhere'}").evaluate(net.largest)
