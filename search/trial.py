@@ -27,15 +27,16 @@ if str(REPO_ROOT) not in sys.path:  # the trial's working directory is a copy of
     sys.path.insert(0, str(REPO_ROOT))
 
 import analysis.cost.search_space  # noqa: E402
+from analysis.cost import model_cost  # noqa: E402
+from analysis.latency import LatencyPredictor  # noqa: E402
 from analysis.nas.objectives import (  # noqa: E402
     accuracy_objective,
     default_accuracy_method,
     draw_tchebycheff_weights,
     mnas_reward,
+    objective_ranges,
     tchebycheff_reward,
 )
-from analysis.latency.predictors import LatencyPredictor  # noqa: E402
-from analysis.cost.ops import model_cost  # noqa: E402
 from edgevit import EdgeViTConfig  # noqa: E402
 from edgevit.registry import preset_config  # noqa: E402
 
@@ -50,7 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "study's pick, best per second of compute)")
     parser.add_argument("--macs-budget", type=float, default=DEFAULT_MACS_BUDGET,
                         help="configs above this many MACs are rejected at once")
-    parser.add_argument("--scalarization", choices=("mnas", "tchebycheff"), default="mnas")
+    parser.add_argument("--scalarization", choices=("tchebycheff", "mnas", "none"),
+                        default="tchebycheff",
+                        help="how `default` (what NNI's built-in tuners maximise) is made: "
+                             "augmented Tchebycheff on objectives scaled over stated ranges "
+                             "(any sign and scale), MnasNet's reward (positive accuracy "
+                             "only), or none (default = accuracy, for a multi-objective "
+                             "tuner such as ParetoTuner that reads the objectives)")
     parser.add_argument("--target-ms", type=float, default=None,
                         help="MnasNet latency target (default: the XXS preset's prediction)")
     parser.add_argument("--mnas-w", type=float, default=-0.07)
@@ -89,8 +96,7 @@ def arm_watchdog(timeout_s: float | None) -> None:
 def measure_into_store(config: EdgeViTConfig, args: argparse.Namespace
                        ) -> dict[str, Any]:
     """Time `config` on this worker and append the result to `args.measure_store`."""
-    from analysis.latency.measure import Protocol, measure, store_result
-    from analysis.latency.store import MeasurementStore
+    from analysis.latency import MeasurementStore, Protocol, measure, store_result
 
     protocol = Protocol(warmup_runs=1, min_runs=args.measure_runs, max_runs=args.measure_runs,
                         min_time_s=0.0, max_attempts=1)
@@ -103,7 +109,7 @@ def measure_into_store(config: EdgeViTConfig, args: argparse.Namespace
 
 def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate one point of the search space; raises ValueError on a NaN or bad input."""
-    config = analysis.cost.search_space.decode(params)
+    config = analysis.cost.search_space.DEFAULT_SPACE.decode(params)
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
     cost = model_cost(config)
@@ -124,18 +130,20 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         raise ValueError(f"predicted latency {latency_ms} ms is not positive")
     if args.measure_store is not None:
         result.update(measure_into_store(config, args))
-    if args.scalarization == "mnas":
+    if args.scalarization == "none":
+        reward = accuracy
+    elif args.scalarization == "mnas":
         target = args.target_ms
         if target is None:
             target = float(predictor.predict([preset_config("edgevit_xxs")])[0])
         reward = mnas_reward(accuracy, latency_ms, target, args.mnas_w)
     else:
-        if args.accuracy_range is None or args.latency_range_ms is None:
-            raise ValueError("tchebycheff needs --accuracy-range and --latency-range-ms")
+        ranges = (args.accuracy_range, args.latency_range_ms)
+        if None in ranges:  # stated once per experiment by `edgevit search`; else derived here
+            ranges = objective_ranges(args.accuracy, predictor.predict)
         reward = tchebycheff_reward(
             accuracy, latency_ms, weights=draw_tchebycheff_weights(args.weights_seed),
-            accuracy_range=tuple(args.accuracy_range),
-            latency_range_ms=tuple(args.latency_range_ms),
+            accuracy_range=tuple(ranges[0]), latency_range_ms=tuple(ranges[1]),
         )
     return dict(result, default=float(reward), latency_ms=latency_ms, accuracy=accuracy)
 

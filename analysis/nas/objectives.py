@@ -14,16 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analysis.cost import model_cost
 from edgevit.config import EdgeViTConfig
-
-from analysis.cost.ops import model_cost
 
 VECTORISED_PROXIES = ("params", "macs")
 
 
 def default_accuracy_method() -> str:
     """The search's default: the method best per second of compute in the committed proxy
-    study (`analysis/accuracy/data/accuracy_proxy_study.json`), by `accuracy.cheapest_comparable`."""
+    study (`analysis/accuracy/data/accuracy_proxy_study.json`), by
+    `accuracy.cheapest_comparable`."""
     from analysis.accuracy.methods import cheapest_comparable, load_study
 
     return "proxy:" + cheapest_comparable(load_study()["table"])["method"]
@@ -57,31 +57,78 @@ def accuracy_objective(method: str, *, img_size: int | None = None, epochs: int 
         return AccuracyObjective(method, _log_params, lambda macs, params: np.log10(params))
     if method == "proxy:macs":
         return AccuracyObjective(method, _log_macs, lambda macs, params: np.log10(macs))
-    from analysis import accuracy  # heavier: torch training and proxies
+    from analysis.accuracy.methods import make_evaluator  # heavier: torch training, proxies
 
-    evaluator = accuracy.make_evaluator(method, img_size=img_size, epochs=epochs, seed=seed)
+    evaluator = make_evaluator(method, img_size=img_size, epochs=epochs, seed=seed)
     return AccuracyObjective(method, evaluator)
 
 
 def mnas_reward(accuracy: float, latency_ms: float, target_ms: float, w: float = -0.07) -> float:
-    """MnasNet's soft reward acc · (latency / target)^w (w = −0.07: soft constraint)."""
+    """MnasNet's soft reward acc · (latency / target)^w (w = −0.07: soft constraint).
+
+    Defined for a positive accuracy only: with a negative one (most zero-cost proxies, e.g.
+    jacob_cov ≈ −700 … −1500) the product grows as latency grows and the search would reward
+    slower models, so a non-positive accuracy raises ValueError; use `tchebycheff_reward`.
+    """
     if not (latency_ms > 0 and target_ms > 0):
         raise ValueError(f"latency {latency_ms} ms and target {target_ms} ms must be > 0")
+    if not accuracy > 0:
+        raise ValueError(f"MnasNet's reward needs a positive accuracy, got {accuracy}: with a "
+                         "negative one it rewards slower models; use the tchebycheff "
+                         "scalarisation (sign- and scale-safe)")
     return accuracy * (latency_ms / target_ms) ** w
+
+
+TCHEBYCHEFF_RHO = 0.05  # weight of the augmentation term that makes the reward strictly monotone
 
 
 def tchebycheff_reward(accuracy: float, latency_ms: float, *, weights: tuple[float, float],
                        accuracy_range: tuple[float, float],
-                       latency_range_ms: tuple[float, float]) -> float:
-    """−max(λ_a·(1 − â), λ_l·l̂) with â, l̂ the objectives scaled to [0, 1] over their ranges:
-    maximising it walks to the front point that the weights λ pick."""
+                       latency_range_ms: tuple[float, float],
+                       rho: float = TCHEBYCHEFF_RHO) -> float:
+    """Augmented Tchebycheff: −max(d_a, d_l) − ρ·(d_a + d_l), with d_a = λ_a·(1 − â) and
+    d_l = λ_l·l̂, where â, l̂ are the objectives scaled to [0, 1] over the stated ranges.
+
+    Maximising it walks to the front point that the weights λ pick. The scaling makes it
+    independent of the accuracy's sign, offset and unit; the ρ term makes it strictly
+    monotone (a faster config of equal accuracy, or a more accurate one of equal latency,
+    always scores higher, also outside the ranges), which the plain max is not.
+    """
     a_lo, a_hi = accuracy_range
     l_lo, l_hi = latency_range_ms
     if not (a_hi > a_lo and l_hi > l_lo):
         raise ValueError("objective ranges must have hi > lo")
+    if not (weights[0] > 0 and weights[1] > 0 and rho > 0):
+        raise ValueError(f"weights {weights} and rho {rho} must be positive")
     scaled_accuracy = (accuracy - a_lo) / (a_hi - a_lo)
     scaled_latency = (latency_ms - l_lo) / (l_hi - l_lo)
-    return -max(weights[0] * (1 - scaled_accuracy), weights[1] * scaled_latency)
+    distances = (weights[0] * (1 - scaled_accuracy), weights[1] * scaled_latency)
+    return -max(distances) - rho * sum(distances)
+
+
+def objective_ranges(method: str, predict_ms: Callable[[list[EdgeViTConfig]], np.ndarray],
+                     margin: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(accuracy range, latency range in ms) stated for `tchebycheff_reward`: the extremes of
+    the space's cheapest and dearest configs and the presets, widened by `margin` of the span.
+    Values outside still score correctly (the reward is monotone everywhere)."""
+    from analysis.cost import DEFAULT_SPACE
+    from edgevit import PRESETS
+
+    choices = DEFAULT_SPACE.choices()
+    corners = [DEFAULT_SPACE.decode({name: pick(values) for name, values in choices.items()})
+               for pick in (min, max)]
+    configs = corners + list(PRESETS.values())
+    objective = accuracy_objective(method)
+    accuracy = np.array([objective.evaluate(config) for config in configs], dtype=float)
+    latency = np.asarray(predict_ms(configs), dtype=float)
+    if not (np.isfinite(accuracy).all() and np.isfinite(latency).all()):
+        raise ValueError(f"objective ranges: {method} or the predictor gave a non-finite value")
+
+    def widened(values: np.ndarray) -> tuple[float, float]:
+        span = max(float(values.max() - values.min()), 1e-9 * max(1.0, abs(values).max()))
+        return float(values.min() - margin * span), float(values.max() + margin * span)
+
+    return widened(accuracy), widened(latency)
 
 
 def draw_tchebycheff_weights(seed: int) -> tuple[float, float]:

@@ -13,14 +13,15 @@ from conftest import REPO_ROOT
 from privately import experiment_id, run_search_privately
 
 import edgevit
+from analysis.cost import model_cost
+from analysis.latency import MacsLinear
 from analysis.nas.objectives import (
     default_accuracy_method,
     draw_tchebycheff_weights,
     mnas_reward,
+    objective_ranges,
     tchebycheff_reward,
 )
-from analysis.latency.predictors import MacsLinear
-from analysis.cost.ops import model_cost
 from edgevit import EdgeViTConfig
 
 TRIAL = REPO_ROOT / "search" / "trial.py"
@@ -48,7 +49,17 @@ def test_trial_runs_alone_with_defaults(predictor) -> None:
     assert result["macs"] == 551_262_816 and result["params"] == 4_067_704
     assert result["latency_ms"] == pytest.approx(40.0 * 0.551262816 + 3.0)
     assert result["accuracy_method"] == default_accuracy_method() == "proxy:jacob_cov"
-    assert result["default"] == pytest.approx(result["accuracy"])  # at the target: reward = acc
+    assert result["accuracy"] < 0  # jacob_cov: the default scalarisation must cope
+    predictor_model = MacsLinear.load(predictor)
+    ranges = objective_ranges(result["accuracy_method"], predictor_model.predict)
+    assert result["default"] == pytest.approx(tchebycheff_reward(
+        result["accuracy"], result["latency_ms"], weights=draw_tchebycheff_weights(0),
+        accuracy_range=ranges[0], latency_range_ms=ranges[1]))
+
+
+def test_trial_refuses_mnas_with_a_negative_proxy(predictor) -> None:
+    proc = run_trial("--predictor", str(predictor), "--scalarization", "mnas")
+    assert proc.returncode != 0 and "positive accuracy" in proc.stderr
 
 
 def test_trial_rejects_over_budget_at_once(predictor) -> None:
@@ -79,9 +90,6 @@ def test_scalarisations_by_hand() -> None:
     assert mnas_reward(0.8, 20.0, 10.0, -0.07) == pytest.approx(0.8 * 2 ** -0.07)
     weights = draw_tchebycheff_weights(3)
     assert sum(weights) == pytest.approx(1.0) and weights == draw_tchebycheff_weights(3)
-    reward = tchebycheff_reward(0.75, 15.0, weights=(0.5, 0.5), accuracy_range=(0.5, 1.0),
-                                latency_range_ms=(10.0, 20.0))
-    assert reward == pytest.approx(-max(0.5 * 0.5, 0.5 * 0.5))
     with pytest.raises(ValueError):
         mnas_reward(0.5, 0.0, 10.0)
 
@@ -128,8 +136,7 @@ def test_failing_trials_are_failed_and_the_experiment_goes_on(tmp_path) -> None:
     the experiment runs on to its budget."""
     import sqlite3
 
-    from analysis.latency.measure import model_blocks
-    from analysis.latency.predictors import BlockTable
+    from analysis.latency import BlockTable, model_blocks
 
     xxs = edgevit.preset_config("edgevit_xxs")
     rows = [{"config_json": b.to_json(), "config_kind": "block", "input_h": b.h,
