@@ -140,20 +140,39 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """y = Σ_ranks x on every rank; the gradient of a sum is the sum of the ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        torch.distributed.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad)
+        return grad
+
+
+def all_reduce(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable sum of `x` over the ranks of the process group."""
+    return _SumOverRanks.apply(x)
+
+
 class CrossRankBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are those of the batch over every rank.
 
-    Sums and sums of squares per channel and the pixel count are all-reduced (with autograd,
-    `torch.distributed.nn.functional.all_reduce`), so N ranks with B/N images each normalise
-    as one process with B images would (up to float rounding: E[x²] − E[x]² here). Running
-    statistics are not updated: the supernet recalibrates them per subnet.
+    Sums and sums of squares per channel and the pixel count are summed over ranks (with
+    autograd, `all_reduce`), so N ranks with B/N images each normalise as one process with B
+    images would (up to float rounding: E[x²] − E[x]² here). Running statistics are not
+    updated: the supernet recalibrates them per subnet.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         c = x.shape[1]
         count = x.new_full((1,), x.numel() // c)
         stats = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)), count])  # (2C+1,)

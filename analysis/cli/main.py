@@ -7,10 +7,10 @@ import json
 import os
 import sys
 
-from . import accuracy, cost, info, latency, paper, predict, search
+from . import accuracy, cost, info, latency, paper, predict, search, supernet
 from .common import EXIT_INTERNAL, EXIT_USAGE, CliError, one_line
 
-COMMAND_GROUPS = (info, cost, latency, predict, accuracy, search, paper)  # each has register(sub)
+COMMAND_GROUPS = (info, cost, latency, predict, accuracy, supernet, search, paper)  # register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

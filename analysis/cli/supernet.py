@@ -1,0 +1,119 @@
+"""`edgevit supernet train|eval`: a weight-sharing supernet over the search space.
+
+train   sandwich training into a folder (`supernet.pt` + `supernet.json`); `--resume` continues
+        from the last checkpoint, `--stop-after K` ends this run after K steps. Runs under
+        `torchrun --nproc-per-node N` as well (data-parallel; gloo on CPUs, NCCL on GPUs).
+eval    a subnet's held-out top-1 with inherited weights (BatchNorm recalibrated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import CliError, add_command, resolve_config
+
+
+def _space(path: str | None):
+    from analysis.accuracy.supernet import space_from_dict
+    from analysis.cost.search_space import DEFAULT_SPACE
+
+    if path is None:
+        return DEFAULT_SPACE
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CliError(f"--space {path}: cannot read a JSON search space ({err})") from None
+    if isinstance(data, dict) and "space" in data:  # a supernet.json record
+        data = data["space"]
+    try:
+        return space_from_dict(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CliError(f"--space {path}: not a search space ({type(err).__name__}: {err})") \
+            from None
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from analysis.accuracy.supernet import SupernetRecipe, train_supernet
+
+    for name in ("steps", "batch_size", "save_every", "stop_after", "max_per_class"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name.replace('_', '-')} {value}: must be ≥ 1")
+    if args.img_size < 32:
+        raise CliError(f"--img-size {args.img_size}: EdgeViT needs H, W ≥ 32")
+    recipe = SupernetRecipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                            random_subnets=args.random_subnets, save_every=args.save_every)
+    record = train_supernet(args.out, data=args.data, img_size=args.img_size, recipe=recipe,
+                            seed=args.seed, space=_space(args.space),
+                            max_per_class=args.max_per_class, resume=args.resume,
+                            stop_after=args.stop_after, threads=args.threads,
+                            progress=not args.json)
+    if not args.json:
+        last = record["losses"][-1] if record["losses"] else None
+        tail = (f"; last loss {last['loss']:.4f}, distillation {last['kd']:.4f}" if last
+                else "")
+        print(f"supernet: {record['step']}/{recipe.steps} steps in {record['seconds']:.1f} s"
+              f"{tail}; checkpoint {Path(args.out) / 'supernet.pt'}")
+    return record
+
+
+def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
+    from analysis.accuracy.methods import AccuracyEvaluator
+
+    if args.calib_images < 1 or (args.eval_images is not None and args.eval_images < 1):
+        raise CliError("--calib-images and --eval-images must be ≥ 1")
+    config = resolve_config(args.model)
+    evaluator = AccuracyEvaluator(f"supernet:{args.checkpoint}", seed=args.seed,
+                                  threads=args.threads, calib_images=args.calib_images,
+                                  eval_images=args.eval_images)
+    result = evaluator.evaluate(config).to_dict()
+    if not args.json:
+        d, data = result["details"], result["dataset"]
+        print(f"{config.name}: top-1 {result['accuracy']:.4f} ({d['correct']}/{d['n_test']} "
+              f"held out) with inherited weights (supernet step {d['supernet_step']}), "
+              f"{data['name']} at {data['img_size']}×{data['img_size']}, "
+              f"in {result['seconds']:.2f} s")
+    return result
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("supernet", help="train or evaluate a weight-sharing supernet",
+                       description=__doc__)
+    group = p.add_subparsers(dest="supernet_command", required=True)
+    t = add_command(group, "train", cmd_train, "sandwich-train a supernet into --out",
+                    model=False)
+    t.add_argument("--data", default="fashion-mnist",
+                   help="fashion-mnist | digits | PATH of an ImageFolder (default fashion-mnist)")
+    t.add_argument("--img-size", type=int, default=32, metavar="S",
+                   help="square input side (default 32)")
+    t.add_argument("--steps", type=int, default=3000, help="total optimiser steps")
+    t.add_argument("--batch-size", type=int, default=128,
+                   help="global batch, split evenly over ranks (default 128)")
+    t.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate")
+    t.add_argument("--random-subnets", type=int, default=2,
+                   help="random subnets per step beside the largest and smallest (default 2)")
+    t.add_argument("--save-every", type=int, default=200, help="steps between checkpoints")
+    t.add_argument("--seed", type=int, default=0, help="init, data-order and sampling seed")
+    t.add_argument("--max-per-class", type=int, default=None, metavar="K",
+                   help="train on at most K images per class (a quick slice)")
+    t.add_argument("--space", default=None, metavar="JSON",
+                   help="search space as JSON (a supernet.json's `space`); default: the suite's")
+    t.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder")
+    t.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    t.add_argument("--stop-after", type=int, default=None, metavar="K",
+                   help="stop this run after K steps (checkpointed; --resume later)")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch threads per process (default 1)")
+    e = add_command(group, "eval", cmd_eval,
+                    "a subnet's held-out top-1 with the supernet's weights", model=False)
+    e.add_argument("checkpoint", help="supernet.pt or its folder")
+    e.add_argument("model", help="registered model name or config .json (a point of the space)")
+    e.add_argument("--calib-images", type=int, default=512,
+                   help="training images for BatchNorm recalibration (default 512)")
+    e.add_argument("--eval-images", type=int, default=2000,
+                   help="held-out images scored (default the first 2000)")
+    e.add_argument("--seed", type=int, default=0, help="calibration draw seed")
+    e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
