@@ -10,14 +10,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from .common import CliError, add_command
-
 from analysis.nas.experiment import (
     WORKING_TUNERS,
     in_private_netns,
     private_netns_command,
     warn_exposed,
 )
+
+from .common import CliError, add_command
 
 RESULTS = Path("results")
 
@@ -55,7 +55,9 @@ def _search_settings(args: argparse.Namespace, predictor: Path):
     return SearchSettings(
         predictor=predictor.resolve(), accuracy=args.accuracy, tuner=args.tuner,
         max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,
-        scalarization=args.scalarization, macs_budget=args.macs_budget, port=args.port,
+        scalarization=args.scalarization, macs_budget=args.macs_budget,
+        params_budget=args.params_budget, latency_budget_ms=args.latency_budget_ms,
+        objectives=tuple(args.objectives), port=args.port,
         experiments_dir=Path(args.experiments_dir).resolve() if args.experiments_dir else None,
     )
 
@@ -75,13 +77,20 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
             print(f"front measured for real (latency relative to edgevit_xxs): predicted vs "
                   f"measured MAPE {m['mape']:.1%}, {m['within_10']:.0%} within ±10 %, "
                   f"Kendall τ {m['kendall_tau']:.2f}")
+        study = summary.get("tuner_study")
+        if study:
+            print(f"tuner: {study['result']} results, {study['infeasible']} candidates over "
+                  f"budget never dispatched, {study['repeated']} repeats not re-run, "
+                  f"{study['failed']} failed")
+        print(f"rejected inside trials (over the MACs budget): {summary['rejected_in_trial']}")
         if "hypervolume_ratio" in summary:
             print(f"hypervolume: NNI front {summary['hypervolume']:.4g} / exhaustive front "
                   f"{summary['exhaustive_hypervolume']:.4g} = {summary['hypervolume_ratio']:.1%}"
                   f" ({summary['trials']} trials, {summary['space_size']:,} configs enumerated)")
         else:
             print(f"hypervolume {summary['hypervolume']:.4g}; {summary.get('exhaustive')}")
-        print(f"wrote {args.out}/trials.csv, front.csv, front.html, summary.json")
+        print(f"wrote {args.out}/trials.csv, front.csv, front.html (+ plotly.min.js), "
+              "summary.json")
     summary["experiment_dir"] = str(experiments_dir / experiment_id)
     return summary
 
@@ -106,7 +115,12 @@ def cmd_resume(args: argparse.Namespace) -> dict:
     predictor = Path(args.predictor)
     if not predictor.is_file():
         raise CliError(f"predictor file not found: {predictor}")
-    experiments_dir = Path(args.experiments_dir or Path.home() / "nni-experiments")
+    from analysis.nas.pareto import experiment_folder
+
+    try:  # where NNI's registry recorded it, unless told
+        experiments_dir = experiment_folder(args.experiment, args.experiments_dir).parent
+    except ValueError as err:
+        raise CliError(str(err)) from None
     with _experiment_errors():
         experiment_id, experiments_dir = resume_search(args.experiment, experiments_dir,
                                                        args.port, timeout_s=args.timeout)
@@ -114,26 +128,45 @@ def cmd_resume(args: argparse.Namespace) -> dict:
 
 
 def cmd_pareto(args: argparse.Namespace) -> dict:
-    from analysis.nas.report import write_report
+    """The front of an experiment found by id (NNI's registry, or --experiments-dir); the
+    exhaustive front and hypervolume_ratio with --predictor."""
+    from analysis.nas.report import front_table, write_report
 
-    summary = write_report(args.experiment, predictor_path=args.predictor, out_dir=args.out,
-                           experiments_dir=args.experiments_dir, method=args.accuracy,
-                           macs_budget=args.macs_budget, measure=args.measure_front)
-    summary.pop("front")
+    if args.predictor is not None and not Path(args.predictor).is_file():
+        raise CliError(f"predictor file not found: {args.predictor}")
+    if args.measure_front and args.predictor is None:
+        raise CliError("--measure-front needs --predictor")
+    try:
+        summary = write_report(args.experiment, predictor_path=args.predictor,
+                               out_dir=args.out, experiments_dir=args.experiments_dir,
+                               method=args.accuracy, macs_budget=args.macs_budget,
+                               measure=args.measure_front)
+    except ValueError as err:
+        raise CliError(str(err).splitlines()[0]) from None
+    front = summary.pop("front")
     if not args.json:
-        print(f"{summary['front_size']} Pareto-optimal of {summary['trials']} trials; "
-              f"wrote {args.out}")
+        print(front_table(front, summary["accuracy_method"]))
+        ratio = summary.get("hypervolume_ratio")
+        print(f"{summary['front_size']} Pareto-optimal of {summary['trials']} trials "
+              f"({summary['rejected_in_trial']} rejected inside trials)"
+              + (f"; hypervolume {ratio:.1%} of the exhaustive front" if ratio else "")
+              + f"; wrote {args.out}")
     return summary
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
     """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
     _rerun_in_private_netns(args)
-    from analysis.latency.calibration import calibrate
+    from analysis.latency import (
+        LatencyPredictor,
+        MeasurementStore,
+        Protocol,
+        calibrate,
+        canonical_json,
+        device_fingerprint,
+        sha256_hex,
+    )
     from analysis.nas.experiment import run_search
-    from analysis.latency.measure import Protocol
-    from analysis.latency.predictors import LatencyPredictor
-    from analysis.latency.store import MeasurementStore, canonical_json, device_fingerprint, sha256_hex
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,12 +198,25 @@ def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
     p.add_argument("--accuracy", default=None,
                    help="accuracy objective: proxy:NAME | train:digits | train:PATH (default: "
                         "the proxy study's pick, best per second of compute)")
-    p.add_argument("--tuner", choices=WORKING_TUNERS, default="TPE")
+    p.add_argument("--tuner", choices=WORKING_TUNERS, default=WORKING_TUNERS[0],
+                   help="pareto-* is the suite's multi-objective ParetoTuner with that optuna "
+                        "sampler (default pareto-gp); the others are NNI's built-in tuners, "
+                        "which maximise the trial's scalarised `default`")
     p.add_argument("--trials", type=int, default=trials)
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scalarization", choices=("mnas", "tchebycheff"), default="mnas")
+    p.add_argument("--scalarization", choices=("tchebycheff", "mnas"), default="tchebycheff",
+                   help="what NNI's built-in tuners maximise (ParetoTuner reads the "
+                        "objectives): augmented Tchebycheff over stated ranges (any sign and "
+                        "scale) or MnasNet's reward (positive accuracy only)")
+    p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
+                   choices=("accuracy", "latency_ms", "macs", "params"),
+                   help="what ParetoTuner optimises, read from each trial's report")
     p.add_argument("--macs-budget", type=float, default=3e9)
+    p.add_argument("--params-budget", type=float, default=None,
+                   help="ParetoTuner: never dispatch a config with more parameters")
+    p.add_argument("--latency-budget-ms", type=float, default=None,
+                   help="ParetoTuner: never dispatch a config predicted slower")
     p.add_argument("--port", type=int, default=8745)
     p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
     p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
@@ -188,9 +234,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "pareto", cmd_pareto, "Pareto front of a finished NNI experiment",
                     model=False)
     p.add_argument("experiment", help="experiment id (or its folder / nni.sqlite)")
-    p.add_argument("--predictor", required=True, help="latency predictor JSON")
+    p.add_argument("--predictor", default=None,
+                   help="latency predictor JSON: adds the presets, the exhaustive front and "
+                        "hypervolume_ratio (without it: the trials' front as reported)")
     p.add_argument("--accuracy", default=None, help="accuracy method to keep (default: the one)")
-    p.add_argument("--experiments-dir", default=None)
+    p.add_argument("--experiments-dir", default=None,
+                   help="where the experiment's folder is (default: where NNI's registry "
+                        "recorded it, else ~/nni-experiments)")
     p.add_argument("--macs-budget", type=float, default=None)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--measure-front", action="store_true",

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEARCH_DIR = REPO_ROOT / "search"
 TRIAL_SCRIPT = SEARCH_DIR / "trial.py"
-WORKING_TUNERS = ("TPE", "Random", "Evolution", "GridSearch")
+# ParetoTuner (analysis/nas/tuner.py) with each optuna sampler; the first is the default
+PARETO_TUNERS = ("pareto-gp", "pareto-tpe", "pareto-nsga2")
+NNI_BUILTIN_TUNERS = ("TPE", "Random", "Evolution", "GridSearch")
+WORKING_TUNERS = PARETO_TUNERS + NNI_BUILTIN_TUNERS
 NETNS_MARKER = "EDGEVIT_PRIVATE_NETNS"
 FINISHED = ("DONE", "STOPPED", "ERROR")
 ENDED_TRIAL = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
@@ -71,12 +74,17 @@ class SearchSettings:
 
     predictor: Path
     accuracy: str = "proxy:jacob_cov"  # callers pass default_accuracy_method()
-    tuner: str = "TPE"
+    tuner: str = "pareto-gp"  # one of WORKING_TUNERS
     max_trials: int = 60
     concurrency: int = 2
     seed: int = 0
-    scalarization: str = "mnas"
+    # what the trial reports as `default` for NNI's built-in tuners (ParetoTuner reads the
+    # objectives themselves): tchebycheff (any sign and scale) or mnas (positive accuracy only)
+    scalarization: str = "tchebycheff"
     macs_budget: float = 3e9
+    params_budget: float | None = None  # ParetoTuner only, decided before dispatch
+    latency_budget_ms: float | None = None  # ParetoTuner only, by the predictor
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")  # ParetoTuner's, from the report
     port: int = 8745
     experiments_dir: Path | None = None
     timeout_s: float = 1800.0
@@ -84,21 +92,32 @@ class SearchSettings:
     allow_any_tuner: bool = False  # run a tuner known to fail here (to see how it fails)
     trial_timeout_s: float | None = None  # a trial running longer fails (trial.py --timeout-s)
 
-    def trial_command(self) -> str:
-        """The trial command line. Fixed by us, never built from trial parameters."""
+    @property
+    def pareto(self) -> bool:
+        return self.tuner in PARETO_TUNERS
+
+    def trial_command(self, ranges: tuple[tuple[float, float], tuple[float, float]] | None
+                      = None) -> str:
+        """The trial command line. Fixed by us, never built from trial parameters. `ranges`
+        (accuracy, latency_ms) are stated to the Tchebycheff scalarisation."""
         import shlex
 
+        scalarization = "none" if self.pareto else self.scalarization
         parts = [sys.executable, str(TRIAL_SCRIPT), "--predictor", str(self.predictor),
                  "--accuracy", self.accuracy, "--macs-budget", str(self.macs_budget),
-                 "--scalarization", self.scalarization, "--weights-seed", str(self.seed),
+                 "--scalarization", scalarization, "--weights-seed", str(self.seed),
                  *self.extra_trial_args]
+        if ranges is not None and scalarization == "tchebycheff":
+            parts += ["--accuracy-range", *map(repr, ranges[0]),
+                      "--latency-range-ms", *map(repr, ranges[1])]
         if self.trial_timeout_s is not None:
             parts += ["--timeout-s", str(self.trial_timeout_s)]
         return shlex.join(parts)
 
 
 def _tuner_config(name: str, seed: int, allow_any: bool = False) -> tuple[str, dict]:
-    if name not in WORKING_TUNERS and not allow_any:
+    """(name, classArgs) of one of NNI's built-in tuners."""
+    if name not in NNI_BUILTIN_TUNERS and not allow_any:
         raise ValueError(f"tuner {name!r}: use one of {WORKING_TUNERS} (GP, Metis and PBT fail "
                          "on this space in NNI 3.0, Hyperband crashes, Anneal/SMAC/BOHB need "
                          "extra packages)")
@@ -112,6 +131,26 @@ def _tuner_config(name: str, seed: int, allow_any: bool = False) -> tuple[str, d
     if name == "Hyperband":
         args.update(optimize_mode="maximize", R=10, eta=3)
     return name, args
+
+
+def tuner_algorithm_config(settings: SearchSettings):
+    """NNI's `tuner:` config for `settings.tuner`: ParetoTuner with its sampler, budgets and
+    objectives, or a built-in tuner."""
+    from nni.experiment.config import AlgorithmConfig, CustomAlgorithmConfig
+
+    if settings.pareto:
+        from analysis.nas.tuner import tuner_config
+
+        block = tuner_config(
+            settings.tuner.removeprefix("pareto-"), objectives=settings.objectives,
+            seed=settings.seed, macs_budget=settings.macs_budget,
+            params_budget=settings.params_budget, latency_budget_ms=settings.latency_budget_ms,
+            predictor=settings.predictor if settings.latency_budget_ms is not None else None)
+        return CustomAlgorithmConfig(class_name=block["className"],
+                                     code_directory=block["codeDirectory"],
+                                     class_args=block["classArgs"])
+    name, args = _tuner_config(settings.tuner, settings.seed, settings.allow_any_tuner)
+    return AlgorithmConfig(name=name, class_args=args)
 
 
 def dispatcher_log(experiment_dir: Path) -> str:
@@ -128,21 +167,27 @@ def run_search(settings: SearchSettings) -> tuple[str, Path]:
     experiments dir). Raises ExperimentError as `run_experiment` does."""
     from nni.experiment import ExperimentConfig
 
-    from analysis.cost.search_space import SPACE_JSON
+    from analysis.cost import SPACE_JSON
 
     experiments_dir = settings.experiments_dir or Path.home() / "nni-experiments"
     config = ExperimentConfig("local")
     config.experiment_name = f"edgevit-{settings.tuner.lower()}-{settings.accuracy}"
     config.search_space_file = str(SPACE_JSON)
-    config.trial_command = settings.trial_command()
+    ranges = None
+    if not settings.pareto and settings.scalarization == "tchebycheff":
+        from analysis.latency.predictors import LatencyPredictor
+        from analysis.nas.objectives import objective_ranges
+
+        predictor = LatencyPredictor.load(settings.predictor)
+        ranges = objective_ranges(settings.accuracy, predictor.predict)
+    config.trial_command = settings.trial_command(ranges)
     config.trial_code_directory = str(SEARCH_DIR)
     config.trial_concurrency = settings.concurrency
     config.max_trial_number = settings.max_trials
     config.experiment_working_directory = str(experiments_dir)
     if settings.trial_timeout_s is not None:  # NNI's own limit backs up the trial's watchdog
         config.max_trial_duration = f"{math.ceil(settings.trial_timeout_s) + 60}s"
-    config.tuner.name, config.tuner.class_args = _tuner_config(
-        settings.tuner, settings.seed, settings.allow_any_tuner)
+    config.tuner = tuner_algorithm_config(settings)
     config.training_service.use_active_gpu = False
     return run_experiment(config, settings.port, timeout_s=settings.timeout_s,
                           label=settings.tuner)
@@ -275,6 +320,45 @@ def watch_experiment(experiment: Experiment, experiment_dir: Path, max_trials: i
                 return
             if time.monotonic() - started > timeout_s:
                 raise ExperimentError(f"experiment still {status} after {timeout_s} s")
+
+
+def run_with_nnictl(config: ExperimentConfig, port: int, *, timeout_s: float = 1800.0,
+                    label: str = "nnictl") -> tuple[str, Path, float]:
+    """`nnictl create` on `config` (written as YAML into its working directory), watched to
+    its end, then `nnictl stop`; whatever the experiment left running is killed by process id,
+    whatever happened. Returns (experiment id, experiments dir, wall seconds from `nnictl
+    create` to the last trial's end)."""
+    import re
+
+    import yaml
+    from nni.experiment import Experiment
+
+    experiments_dir = Path(config.experiment_working_directory
+                           or Path.home() / "nni-experiments").expanduser()
+    experiments_dir.mkdir(parents=True, exist_ok=True)
+    config = config.canonical_copy()
+    config_file = experiments_dir / f"nnictl-config-{port}.yml"
+    config_file.write_text(yaml.safe_dump(config.json()))
+    nnictl = str(Path(sys.executable).with_name("nnictl"))
+    experiment_id = None
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([nnictl, "create", "--config", str(config_file), "--port",
+                               str(port)], capture_output=True, text=True, timeout=300)
+        found = re.search(r"Experiment ID: (\w+)", re.sub(r"\x1b\[[0-9;]*m", "",
+                                                          proc.stdout + proc.stderr))
+        if proc.returncode != 0 or found is None:
+            raise ExperimentError(f"nnictl create failed:\n{proc.stdout[-2000:]}"
+                                  f"{proc.stderr[-2000:]}")
+        experiment_id = found.group(1)
+        watch_experiment(Experiment.connect(port), experiments_dir / experiment_id,
+                         config.max_trial_number, timeout_s=timeout_s, label=label)
+        wall_s = time.monotonic() - started
+        subprocess.run([nnictl, "stop", experiment_id], capture_output=True, timeout=300)
+    finally:
+        if experiment_id is not None:
+            kill_processes(experiment_processes(experiment_id, experiments_dir))
+    return experiment_id, experiments_dir, wall_s
 
 
 def resume_search(experiment_id: str, experiments_dir: Path, port: int, *,

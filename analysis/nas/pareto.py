@@ -87,18 +87,59 @@ def hypervolume_curve(points: np.ndarray, senses: Sequence[str],
 
 # ---- NNI experiments ------------------------------------------------------------------------
 
+def nni_home() -> Path:
+    """NNI's default experiments folder, which also holds its registry of experiments
+    (`.experiment`, written by `nnictl create` and `Experiment.start`)."""
+    return Path.home() / "nni-experiments"
+
+
+def registered_experiments() -> dict[str, Path]:
+    """Experiment id -> the folder NNI recorded it in (its `experimentWorkingDirectory`), from
+    NNI's registry `~/nni-experiments/.experiment`; {} when there is none or it is unreadable."""
+    path = nni_home() / ".experiment"
+    try:
+        registry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(registry, dict):
+        return {}
+    out = {}
+    for experiment_id, entry in registry.items():
+        log_dir = entry.get("logDir") if isinstance(entry, dict) else None
+        out[experiment_id] = Path(log_dir).expanduser() if log_dir else nni_home()
+    return out
+
+
+def experiment_folder(experiment: str, experiments_dir: str | Path | None = None) -> Path:
+    """The folder of an experiment (holding db/, log/ and the tuner's study): `experiment` as
+    a folder path, else the id under `experiments_dir`, else where NNI's registry recorded it,
+    else under ~/nni-experiments. ValueError naming the places looked in."""
+    candidate = Path(experiment)
+    if (candidate / "db" / "nni.sqlite").is_file():
+        return candidate
+    if experiments_dir is not None:
+        places = [Path(experiments_dir)]
+    else:
+        places = [registered_experiments().get(experiment), nni_home()]
+    looked = []
+    for base in places:
+        if base is None:
+            continue
+        folder = base.expanduser() / experiment
+        if (folder / "db" / "nni.sqlite").is_file():
+            return folder
+        looked.append(str(folder))
+    raise ValueError(f"no NNI experiment {experiment!r}: looked in {', '.join(looked)} "
+                     "(pass --experiments-dir where its experimentWorkingDirectory is)")
+
+
 def nni_database(experiment: str, experiments_dir: str | Path | None = None) -> Path:
-    """The SQLite database of an experiment id (or a path to the db / the experiment folder)."""
+    """The SQLite database of an experiment id (or a path to the db / the experiment folder);
+    see `experiment_folder` for where an id is looked for."""
     candidate = Path(experiment)
     if candidate.suffix == ".sqlite" and candidate.is_file():
         return candidate
-    if (candidate / "db" / "nni.sqlite").is_file():
-        return candidate / "db" / "nni.sqlite"
-    base = Path(experiments_dir) if experiments_dir else Path.home() / "nni-experiments"
-    path = base / experiment / "db" / "nni.sqlite"
-    if not path.is_file():
-        raise ValueError(f"no NNI experiment {experiment!r}: {path} does not exist")
-    return path
+    return experiment_folder(experiment, experiments_dir) / "db" / "nni.sqlite"
 
 
 def read_nni_trials(experiment: str, experiments_dir: str | Path | None = None) -> pd.DataFrame:

@@ -16,36 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgevit.config import EdgeViTConfig
-from edgevit.registry import preset_config
+from analysis.cost import DEFAULT_SPACE, macs_params
+from analysis.latency import REFERENCE_MODEL, LatencyPredictor, Protocol, measure_many, score
+from edgevit import PRESETS, EdgeViTConfig, preset_config
 
-from analysis.cost.features import feature_matrix
-from analysis.nas.objectives import accuracy_objective
-from analysis.nas.pareto import hypervolume, non_dominated, read_nni_trials
-from analysis.latency.predictors import FeatureModel, LatencyPredictor, MacsLinear
-from analysis.cost.batched import macs_params
+from .objectives import accuracy_objective
+from .pareto import hypervolume, non_dominated, read_nni_trials
 
 SENSES = ("max", "min")  # accuracy ↑, latency_ms ↓
-PRESET_NAMES = ("edgevit_xxs", "edgevit_xs", "edgevit_s")
-CHUNK = 200_000
-
-
-def predict_space(predictor: LatencyPredictor, arrays: dict[str, np.ndarray],
-                  macs: np.ndarray, img_size: tuple[int, int]) -> np.ndarray:
-    """Predicted latency_ms of every enumerated config (chunked, vectorised)."""
-    if isinstance(predictor, MacsLinear):
-        return predictor.predict_macs(macs)
-    if not isinstance(predictor, FeatureModel):
-        raise ValueError(f"the {predictor.kind} predictor is not vectorised over the space; "
-                         "use features_gp or macs_linear for the exhaustive front")
-    out = np.empty(len(macs))
-    for start in range(0, len(macs), CHUNK):
-        part = slice(start, start + CHUNK)
-        features = feature_matrix(arrays["widths"][part], arrays["depths"][part],
-                                  arrays["sample_rates"][part], arrays["head_dim"][part],
-                                  arrays["mlp_ratio"][part], img_size=img_size)
-        out[part] = predictor.predict_features(features)
-    return out
 
 
 @dataclass
@@ -68,16 +46,13 @@ class ExhaustiveFront:
 def exhaustive_front(predictor: LatencyPredictor, method: str,
                      macs_budget: float | None = None) -> ExhaustiveFront:
     """Score every config of the default space and take its front (within the MACs budget)."""
-    from analysis.cost.search_space import DEFAULT_SPACE
-
     objective = accuracy_objective(method)
     if objective.vectorised is None:
         raise ValueError(f"accuracy {method!r} is not vectorised: no exhaustive front")
-    arrays = DEFAULT_SPACE.enumerate()
-    macs, params = macs_params(arrays["widths"], arrays["depths"], arrays["sample_rates"],
-                               arrays["head_dim"], arrays["mlp_ratio"])
+    space = DEFAULT_SPACE.enumerate()
+    macs, params = macs_params(space)
     accuracy = objective.vectorised(macs, params)
-    latency = predict_space(predictor, arrays, macs, predictor.img_size)
+    latency = predictor.predict_batch(space)
     admissible = np.ones(len(macs), dtype=bool) if macs_budget is None else macs <= macs_budget
     candidates = np.flatnonzero(admissible)
     mask = non_dominated(np.stack([accuracy[candidates], latency[candidates]], 1), SENSES)
@@ -103,8 +78,11 @@ def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> p
         raise ValueError(f"experiment {experiment!r} has no final results")
     repeated = frame.duplicated("config")
     frame = frame[~repeated]
+    rejected = 0
     if "rejected" in frame:
-        frame = frame[~frame["rejected"].astype(bool)]
+        over = frame["rejected"].fillna(False).astype(bool)
+        rejected = int(over.sum())
+        frame = frame[~over]
     frame = frame.copy()
     frame = frame[np.isfinite(frame["accuracy"].astype(float))
                   & np.isfinite(frame["latency_ms"].astype(float))]
@@ -114,18 +92,41 @@ def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> p
     frame = frame.reset_index(drop=True)
     frame.attrs["dropped"] = dropped
     frame.attrs["repeated"] = int(repeated.sum())
+    frame.attrs["rejected"] = rejected
     return frame
 
 
 def preset_points(predictor: LatencyPredictor, method: str) -> pd.DataFrame:
     objective = accuracy_objective(method)
-    configs = [preset_config(name) for name in PRESET_NAMES]
-    return pd.DataFrame({"model": PRESET_NAMES,
+    configs = list(PRESETS.values())
+    return pd.DataFrame({"model": list(PRESETS),
                          "accuracy": [objective.evaluate(c) for c in configs],
                          "latency_ms": predictor.predict(configs)})
 
 
-def front_figure(trials: pd.DataFrame, presets: pd.DataFrame, method: str,
+def preset_dominance(presets: pd.DataFrame, front: pd.DataFrame) -> dict[str, float]:
+    """Preset -> by how much it dominates the reported front: the largest relative latency
+    saving, (front latency − preset latency) / front latency, over the front points that are
+    no more accurate than the preset (0 when it dominates none). A front that missed a better
+    region of the space shows here: a preset lying in the space that beats the front by more
+    than the predictor's error is a search failure, not noise."""
+    out = {}
+    for _, preset in presets.iterrows():
+        beaten = front[front["accuracy"] <= preset["accuracy"]]
+        savings = (beaten["latency_ms"] - preset["latency_ms"]) / beaten["latency_ms"]
+        out[str(preset["model"])] = float(max(0.0, savings.max())) if len(beaten) else 0.0
+    return out
+
+
+def write_offline_html(fig, path: str | Path) -> Path:
+    """Write a plotly figure that opens without a network: plotly.js goes once into
+    `plotly.min.js` beside the file (NNI users' machines are often offline or air-gapped)."""
+    path = Path(path)
+    fig.write_html(path, include_plotlyjs="directory")
+    return path
+
+
+def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str,
                  exhaustive: ExhaustiveFront | None = None):
     """Plotly figure: all trials, the NNI front, the exhaustive front, the presets."""
     import plotly.graph_objects as go
@@ -142,76 +143,91 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame, method: str,
         order = np.argsort(points[:, 1])
         fig.add_scatter(x=points[order, 1], y=points[order, 0], mode="lines",
                         name="exhaustive front", line=dict(shape="hv", dash="dot"))
-    fig.add_scatter(x=presets["latency_ms"], y=presets["accuracy"], mode="markers+text",
-                    name="presets", text=presets["model"], textposition="top center",
-                    marker=dict(symbol="star", size=14))
+    if presets is not None:
+        fig.add_scatter(x=presets["latency_ms"], y=presets["accuracy"], mode="markers+text",
+                        name="presets", text=presets["model"], textposition="top center",
+                        marker=dict(symbol="star", size=14))
     fig.update_layout(xaxis_title="predicted latency (ms)", yaxis_title=f"accuracy ({method})",
                       title="EdgeViT search: accuracy vs latency")
     return fig
 
 
-def write_report(experiment: str, *, predictor_path: str | Path, out_dir: str | Path,
-                 method: str | None = None, experiments_dir: str | Path | None = None,
-                 macs_budget: float | None = None, measure: bool = False,
-                 threads: int = 2) -> dict:
-    """Front CSV + HTML under `out_dir`; returns the summary (hypervolumes, front size, ...)."""
+def write_report(experiment: str, *, predictor_path: str | Path | None = None,
+                 out_dir: str | Path, method: str | None = None,
+                 experiments_dir: str | Path | None = None, macs_budget: float | None = None,
+                 measure: bool = False, threads: int = 2) -> dict:
+    """trials.csv, front.csv, front.html (offline) and summary.json under `out_dir`; returns
+    the summary. The front is the trials' own, on the latency each trial reported; a predictor
+    adds the presets, the exhaustive front and `hypervolume_ratio` (and is needed to measure).
+    The experiment is found as `analysis.nas.pareto.experiment_folder` says."""
+    from analysis.nas.pareto import experiment_folder
+    from analysis.nas.tuner import STUDY_FILE, read_study
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trials = trial_frame(experiment, experiments_dir)
+    folder = experiment_folder(experiment, experiments_dir)
+    trials = trial_frame(str(folder))
     methods = sorted(set(trials["accuracy_method"]))
     if method is None:
         if len(methods) != 1:
             raise ValueError(f"trials mix accuracy methods {methods}; pass one")
         method = methods[0]
     trials = trials[trials["accuracy_method"] == method]
-    predictor = LatencyPredictor.load(predictor_path)
-    presets = preset_points(predictor, method)
-    summary: dict = {"experiment": experiment, "accuracy_method": method,
+    summary: dict = {"experiment": folder.name, "experiment_dir": str(folder),
+                     "accuracy_method": method,
                      "trials": int(len(trials)), "front_size": int(trials["pareto"].sum()),
                      "dropped_without_echo": int(trials.attrs.get("dropped", 0)),
-                     "repeated_configs": int(trials.attrs.get("repeated", 0))}
-    exhaustive = None
+                     "repeated_configs": int(trials.attrs.get("repeated", 0)),
+                     "rejected_in_trial": int(trials.attrs.get("rejected", 0))}
+    if (folder / STUDY_FILE).is_file():  # ParetoTuner's study: what it never dispatched
+        summary["tuner_study"] = read_study(folder / STUDY_FILE)
     trial_points = trials[["accuracy", "latency_ms"]].to_numpy()
-    try:
-        exhaustive = exhaustive_front(predictor, method, macs_budget)
-    except ValueError as err:
-        summary["exhaustive"] = f"skipped: {err}"
+    front_mask = trials["pareto"].to_numpy()
+    predictor = presets = exhaustive = None
+    if predictor_path is not None:
+        predictor = LatencyPredictor.load(predictor_path)
+        presets = preset_points(predictor, method)
+        summary["preset_dominance"] = preset_dominance(presets, trials[trials["pareto"]])
+        try:
+            exhaustive = exhaustive_front(predictor, method, macs_budget)
+        except ValueError as err:
+            summary["exhaustive"] = f"skipped: {err}"
+    else:
+        summary["exhaustive"] = "skipped: no predictor given"
     if exhaustive is not None:
         ref = reference_point(exhaustive.front_points())
-        hv_nni = hypervolume(trial_points[trials["pareto"].to_numpy()], SENSES, ref)
+        hv_nni = hypervolume(trial_points[front_mask], SENSES, ref)
         hv_all = hypervolume(exhaustive.front_points(), SENSES, ref)
         summary.update(reference_point=list(ref), hypervolume=hv_nni,
                        exhaustive_hypervolume=hv_all, hypervolume_ratio=hv_nni / hv_all,
                        space_size=int(len(exhaustive.macs)),
                        exhaustive_front_size=int(len(exhaustive.front_index)))
     else:
-        ref = reference_point(trial_points[trials["pareto"].to_numpy()])
+        ref = reference_point(trial_points[front_mask])
         summary.update(reference_point=list(ref), hypervolume=hypervolume(
-            trial_points[trials["pareto"].to_numpy()], SENSES, ref))
+            trial_points[front_mask], SENSES, ref))
     columns = ["trial_id", "accuracy", "latency_ms", "macs", "params", "accuracy_method",
                "pareto", "config"]
     trials[columns].to_csv(out / "trials.csv", index=False)
     front = trials[trials["pareto"]].sort_values("latency_ms")
     if measure:
+        if predictor is None:
+            raise ValueError("measuring the front needs the predictor (--predictor)")
         front = measure_front(front, predictor, threads=threads)
         summary["measured_front"] = front.attrs["score"]
         columns += ["predicted_ratio", "measured_ratio", "measured_latency_ms", "flagged_noisy"]
     front[columns].to_csv(out / "front.csv", index=False)
-    front_figure(trials, presets, method, exhaustive).write_html(out / "front.html",
-                                                                 include_plotlyjs="cdn")
+    write_offline_html(front_figure(trials, presets, method, exhaustive), out / "front.html")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     summary["front"] = front
     return summary
 
 
 def measure_front(front: pd.DataFrame, predictor: LatencyPredictor, *, threads: int = 2,
-                  reference: str = "edgevit_xxs", progress: bool = True) -> pd.DataFrame:
+                  reference: str = REFERENCE_MODEL, progress: bool = True) -> pd.DataFrame:
     """Close the loop: time the front's configs for real, interleaved with the reference, and
     set predicted against measured latency *relative to the reference* (drift-free on both
     sides: the prediction is divided by the reference's prediction)."""
-    from analysis.latency.measure import Protocol, measure_many
-    from analysis.latency.predictors import score
-
     configs = list(configs_of(front))
     results = measure_many(configs, threads=threads, img_size=predictor.img_size,
                            reference=preset_config(reference),

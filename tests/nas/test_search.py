@@ -84,6 +84,9 @@ def test_nnictl_configs_load() -> None:
         assert config.training_service.platform == platform
         assert "trial.py" in config.trial_command
         assert Path(config.search_space_file).name == "search_space.json"
+        assert config.tuner.class_name == "analysis.nas.tuner.ParetoTuner"  # the default
+        assert (REPO_ROOT / "search" / config.tuner.code_directory).resolve() == REPO_ROOT
+        assert "--scalarization none" in config.trial_command
 
 
 def test_scalarisations_by_hand() -> None:
