@@ -17,10 +17,9 @@ import pytest
 from loopback_sshd import sshd_unavailable
 from privately import TESTS_DIR, experiment_id, run_privately, run_search_privately
 
+from analysis.cost import model_cost
+from analysis.latency import MacsLinear, MeasurementStore, sha256_hex
 from analysis.nas.experiment import SearchSettings, private_netns_command
-from analysis.latency.predictors import MacsLinear
-from analysis.latency.store import MeasurementStore, sha256_hex
-from analysis.cost.ops import model_cost
 from edgevit import EdgeViTConfig
 
 ENDED = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
@@ -184,6 +183,21 @@ def test_manager_killed_mid_run_then_resumed_loses_no_result(tmp_path, predictor
     configs = {json.loads(json.loads(data))["config"] for _, data in after}
     assert summary["trials"] + summary["repeated_configs"] <= len(after)
     assert summary["trials"] <= len(configs)
+    # config.yml runs ParetoTuner: the resumed tuner continued the same study, in which every
+    # result told before the kill is still there, and every result of the resumed run too
+    import optuna
+
+    from analysis.cost.search_space import DEFAULT_SPACE
+    from analysis.nas.tuner import RESULT, STUDY_FILE, STUDY_NAME, param_key
+
+    study_file = tmp_path / "nni" / outcome["experiment"] / STUDY_FILE
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{study_file}")
+    told = {param_key(t.user_attrs["nni_params"]) for t in study.get_trials()
+            if t.user_attrs.get("kind") == RESULT}
+    reported = {param_key(DEFAULT_SPACE.encode(EdgeViTConfig.from_json(
+        json.loads(json.loads(data))["config"]))) for _, data in after}
+    assert told == reported
+    assert summary["tuner_study"]["result"] == len(told)
 
 
 def test_store_under_four_concurrent_trials_loses_no_row(tmp_path, predictor) -> None:
