@@ -100,8 +100,8 @@ class AccuracyEvaluator:
                  seed: int = 0, recipe: TrainRecipe | None = None,
                  max_per_class: int | None = None, data: str = DIGITS,
                  proxy_batch_size: int = PROXY_BATCH_SIZE, threads: int | None = None,
-                 progress: bool = False, calib_images: int = 512,
-                 eval_images: int | None = 2000) -> None:
+                 progress: bool = False, calib_images: int = 256,
+                 eval_images: int | None = 1000) -> None:
         self.method = AccuracyMethod.parse(method)
         recipe = recipe or TrainRecipe()
         if epochs is not None:

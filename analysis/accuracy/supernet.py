@@ -54,7 +54,7 @@ handles only with `find_unused_parameters` and `no_sync`). gloo on CPUs, NCCL wh
 Evaluation (`evaluate_subnet`): the subnet is extracted (`extract_subnet`: a plain `EdgeViT`
 with copied weights), its BatchNorm statistics are recalibrated on `calib_images` training
 images (running averages reset, then a cumulative average over the batches in train mode), and
-top-1 is measured on the first `eval_images` held-out images.
+top-1 is measured on the first `eval_images` held-out images by the fused subnet.
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ SUPERNET_FORMAT = "edgevit-supernet/1"
 CHECKPOINT_NAME = "supernet.pt"
 RECORD_NAME = "supernet.json"
 SKELETON_CACHE = 16  # subnet modules kept (their structure only is used)
+# Evaluation defaults, sized for seconds per subnet on one core: XXS at 64×64 on this shared
+# 2-core machine took 0.15 s to extract, 1 s to recalibrate on 256 images, 2.7 s (fused) to
+# score 1,000 held-out images. The study scores the whole held-out split (eval_images=None).
+CALIB_IMAGES = 256
+EVAL_IMAGES = 1000
 
 
 # ---- the space, serialised -------------------------------------------------------------------
@@ -362,10 +367,12 @@ class SubnetScore:
 
 
 def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDataset, *,
-                    calib_images: int = 512, eval_images: int | None = 2000,
-                    batch_size: int = 256, seed: int = 0) -> SubnetScore:
+                    calib_images: int = CALIB_IMAGES, eval_images: int | None = EVAL_IMAGES,
+                    batch_size: int = 256, seed: int = 0, fuse: bool = True) -> SubnetScore:
     """Extract, recalibrate BatchNorm on `calib_images` training images (a seeded draw), and
-    measure top-1 on the first `eval_images` held-out images (all when None)."""
+    measure top-1 on the first `eval_images` held-out images (all when None) — with the
+    subnet in its fused inference form (`EdgeViT.fuse`, outputs equal to float32 rounding;
+    measured 1.35× faster on the XXS preset at 64×64) unless `fuse` is False."""
     start = time.perf_counter()
     model = extract_subnet(supernet, config)
     n_calib = min(calib_images, len(dataset.train))
@@ -374,9 +381,11 @@ def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDat
              for i in range(0, n_calib, batch_size)]
     calib[-1] = calib[-1][:n_calib - batch_size * (len(calib) - 1)]
     recalibrate_batchnorm(model, calib)
+    if fuse:
+        model.fuse()
     n_test = len(dataset.test) if eval_images is None else min(eval_images, len(dataset.test))
     correct = 0
-    with torch.no_grad():
+    with torch.inference_mode():
         for i in range(0, n_test, batch_size):
             images, labels = gather(dataset.test, torch.arange(i, min(i + batch_size, n_test)))
             correct += int((model(images).argmax(dim=1) == labels).sum())

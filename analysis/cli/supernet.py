@@ -111,9 +111,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "a subnet's held-out top-1 with the supernet's weights", model=False)
     e.add_argument("checkpoint", help="supernet.pt or its folder")
     e.add_argument("model", help="registered model name or config .json (a point of the space)")
-    e.add_argument("--calib-images", type=int, default=512,
-                   help="training images for BatchNorm recalibration (default 512)")
-    e.add_argument("--eval-images", type=int, default=2000,
-                   help="held-out images scored (default the first 2000)")
+    e.add_argument("--calib-images", type=int, default=256,
+                   help="training images for BatchNorm recalibration (default 256)")
+    e.add_argument("--eval-images", type=int, default=1000,
+                   help="held-out images scored (default the first 1000)")
     e.add_argument("--seed", type=int, default=0, help="calibration draw seed")
     e.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from analysis.accuracy.datasets import load_digits_dataset
 from analysis.accuracy.methods import AccuracyEvaluator, AccuracyMethod
 from analysis.accuracy.supernet import (
     CHECKPOINT_NAME,
@@ -17,6 +18,7 @@ from analysis.accuracy.supernet import (
     SuperNet,
     SupernetRecipe,
     _first_slice,
+    evaluate_subnet,
     extract_subnet,
     global_batch,
     load_supernet,
@@ -168,6 +170,16 @@ def test_batchnorm_recalibration_is_the_exact_average() -> None:
     assert not model.training and model[0].momentum == 0.1
     torch.testing.assert_close(model[0].running_mean,
                                torch.cat(batches).mean(dim=(0, 2, 3)))
+
+
+def test_fused_and_faithful_evaluation_agree(supernet) -> None:
+    data = load_digits_dataset(32, max_per_class=5)
+    for config in configs(supernet, 2):
+        fused = evaluate_subnet(supernet, config, data, calib_images=40, eval_images=120)
+        plain = evaluate_subnet(supernet, config, data, calib_images=40, eval_images=120,
+                                fuse=False)
+        assert fused.correct == plain.correct and fused.n_test == 120
+        assert fused.calib_images == 40
 
 
 def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
