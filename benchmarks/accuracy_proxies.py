@@ -4,7 +4,8 @@ Configs: the release's XXS, XS and S (as points of the search space, `DEFAULT_SP
 plus configs sampled uniformly from `DEFAULT_SPACE` with a seeded generator (duplicates
 skipped). For each config, on the bundled digits at 32×32 (one channel, 10 classes):
 
-  * every proxy of `analysis.accuracy.proxies` on one 64-image training batch, each with its seconds;
+  * every proxy of `analysis.accuracy.proxies` on one 64-image training batch, each with its
+    seconds;
   * short training with `TrainRecipe` (epochs from --epochs), held-out top-1 and seconds.
 
 Then Kendall τ-b and Spearman ρ of each proxy against the trained accuracy, with 95 % percentile
@@ -12,7 +13,8 @@ bootstrap intervals over configs, and seconds per config. The XXS preset is also
 --noise-seeds extra seeds: the spread of its accuracy is the noise floor of the reference.
 
 Writes every row to results/accuracy_proxies.csv as it goes (results/ is not committed) and, at
-the end, the committed summary analysis/accuracy/data/accuracy_proxy_study.json that notebook 05 loads:
+the end, the committed summary analysis/accuracy/data/accuracy_proxy_study.json that notebook
+05 loads:
 
   created, torch, threads, recipe, dataset (sizes, image side), proxy_batch_size, seed,
   proxies (names), configs: [{name, search_params, config, accuracy, train_seconds, proxies,
@@ -29,38 +31,34 @@ import argparse
 import csv
 import datetime as dt
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from analysis.accuracy.methods import (  # noqa: E402
+from analysis.accuracy.datasets import load_digits_dataset
+from analysis.accuracy.methods import (
     PROXY_BATCH_SIZE,
     STUDY_JSON,
     cheapest_comparable,
     study_arrays,
 )
-from analysis.accuracy.datasets import load_digits_dataset  # noqa: E402
-from analysis.accuracy.proxies import PROXIES  # noqa: E402
-from analysis.accuracy.rank_stats import correlation_table  # noqa: E402
-from analysis.accuracy.training import (  # noqa: E402
+from analysis.accuracy.proxies import PROXIES
+from analysis.accuracy.rank_stats import correlation_table
+from analysis.accuracy.training import (
     DEFAULT_THREADS,
     TrainRecipe,
     build_model,
-    torch_threads,
     train_and_evaluate,
 )
-from edgevit.config import PRESETS, EdgeViTConfig  # noqa: E402
-from analysis.cost.search_space import DEFAULT_SPACE  # noqa: E402
+from analysis.cost import DEFAULT_SPACE
+from analysis.runtime import torch_threads
+from edgevit.config import PRESETS, EdgeViTConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_CSV = REPO_ROOT / "results" / "accuracy_proxies.csv"
 

@@ -15,12 +15,10 @@ import time
 import numpy as np
 import torch
 
+from analysis.cost import DEFAULT_SPACE, macs_params, model_cost
 from analysis.counters import count_fvcore, image_input
 from analysis.counters.reconcile import predict
-from analysis.cost.ops import model_cost
-from analysis.cost.batched import macs_params
 from edgevit.model import EdgeViT
-from analysis.cost.search_space import DEFAULT_SPACE
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ Paths, each on batch 1, float32, `--threads` intra-op threads:
                run by ONNX Runtime with its default thread pool (idle workers spin a moment
                before they sleep).
   ort_nospin   the same session options but workers that sleep at once
-               (`analysis.latency.measure.ort_session`'s default, used for the latency store: spinning
-               workers slow down whatever shares the cores).
+               (`analysis.latency.ort_session`'s default, used for the latency store:
+               spinning workers slow down whatever shares the cores).
   ort_official the official path exported the same way (how much of ORT's speed is fusion's).
 
 Before any timing, every path's output on a random image must equal the official path's to
@@ -51,24 +51,20 @@ import copy
 import csv
 import gc
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+
+import edgevit
+from analysis.cost import model_cost
+from analysis.latency import export_onnx, ort_session
+from edgevit.fuse import compile_fused, onednn_linear_available
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-import torch  # noqa: E402
-
-import edgevit  # noqa: E402
-from analysis.latency.measure import export_onnx, ort_session  # noqa: E402
-from analysis.cost.ops import model_cost  # noqa: E402
-from edgevit.fuse import compile_fused, onednn_linear_available  # noqa: E402
 
 ONNX_OPSET = 20  # torch 2.14's default opset (torch.onnx._constants.ONNX_DEFAULT_OPSET)
 DEFAULT_CASES = ("edgevit_xxs@224", "edgevit_xs@224", "edgevit_s@224", "edgevit_xxs@512",

@@ -1,7 +1,7 @@
 """How steady relative latency is on this machine, by thread count, from raw per-run times.
 
 Samples `--configs` configs of the search space and times each interleaved with the XXS
-reference (`analysis.latency.measure.time_interleaved`, `--runs` back-to-back pairs after a warm-up) in
+reference (`analysis.latency.time_interleaved`, `--runs` back-to-back pairs after a warm-up) in
 `--passes` passes over all of them; the passes of the thread counts alternate (1 thread, 2
 threads, 1 thread, ...) so that each count sees the same states of the machine. Reports, per
 thread count:
@@ -27,8 +27,8 @@ import time
 import numpy as np
 import torch
 
-from analysis.latency.calibration import REFERENCE_MODEL, sample_configs
-from analysis.latency.measure import Protocol, prepare, time_interleaved, torch_threads
+from analysis.latency import REFERENCE_MODEL, Protocol, prepare, sample_configs, time_interleaved
+from analysis.runtime import torch_threads
 
 
 def agreement(ratios: np.ndarray, tolerance: float) -> float:

@@ -13,8 +13,8 @@ agreed to 90 % within ±10 % at 2 threads, 100 % at 1 thread). Latencies are nor
 reference with the exponent β fitted on the training configs (`analysis.latency.calibration`).
 `--rescore CSV` refits and rescores a CSV this script wrote, timing nothing.
 
-Writes the measurements to analysis/latency/data/latency_cpu_{1thread,2threads}.csv (+ .json with the
-device, the protocol and the report) for notebooks/03_latency_predictors.ipynb.
+Writes the measurements to analysis/latency/data/latency_cpu_{1thread,2threads}.csv (+ .json
+with the device, the protocol and the report) for notebooks/03_latency_predictors.ipynb.
 
     python benchmarks/latency_predictors.py [--train 200] [--test 60] [--threads 1] [--blocks]
 """
@@ -27,9 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.latency.calibration import CalibrationReport, calibrate, evaluate_calibration
-from analysis.latency.measure import Protocol
-from analysis.latency.store import MeasurementStore, device_fingerprint
+from analysis.latency import (
+    CalibrationReport,
+    MeasurementStore,
+    Protocol,
+    calibrate,
+    device_fingerprint,
+    evaluate_calibration,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "analysis" / "latency" / "data"
 

@@ -2,7 +2,7 @@
 
 1. Backbones (feature pyramid only, batch 1, random weights): EdgeViT-XXS/XS/S, ResNet18,
    PVTv2-B0, PVTv2-B1 at 800×800 (detection) and 512×512 (segmentation), each timed interleaved
-   with ResNet18 (`analysis.paper.backbones.measure_backbones`), with MACs (torch FlopCounterMode) and
+   with ResNet18 (`analysis.paper.measure_backbones`), with MACs (torch FlopCounterMode) and
    parameters; RAPL energy when /sys/class/powercap is readable. Printed beside the paper's
    ratios to ResNet18 (measured on a Snapdragon 888 phone CPU: compare loosely).
 2. Ablations (Tables 4a-4c, classifiers at ~0.5 GMACs, 224×224): exact MACs and params
@@ -28,11 +28,8 @@ import shlex
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from analysis.paper.backbones import (  # noqa: E402
+from analysis.latency import Protocol, measure_many
+from analysis.paper.backbones import (
     BACKBONES,
     MEASURED_JSON,
     TASK_SIZES,
@@ -41,8 +38,9 @@ from analysis.paper.backbones import (  # noqa: E402
     rapl_status,
     results_header,
 )
-from analysis.latency.measure import Protocol, measure_many  # noqa: E402
-from analysis.paper.tables import ablation_costs, ablation_table  # noqa: E402
+from analysis.paper.tables import ablation_costs, ablation_table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,8 +18,7 @@ import time
 
 import numpy as np
 
-from analysis.latency.calibration import committed_predictor
-from analysis.latency.predictors import LatencyPredictor
+from analysis.latency import LatencyPredictor, committed_predictor
 from analysis.nas.report import exhaustive_front
 from analysis.nas.tuner_comparison import NNI_TUNERS, OPTUNA_SAMPLERS, compare
 

@@ -13,7 +13,19 @@ LOCAL_PROPS = ("deconv", "bilinear")
 LOCAL_AGGS = ("conv", "lsa", "none")
 GLOBAL_ATTNS = ("sparse", "sra")
 NUM_STAGES = 4
+STAGE_STRIDES = (4, 2, 2, 2)  # stem stride of each stage; cumulative reductions 4, 8, 16, 32
 MIN_IMG_SIZE = 32  # the four stems reduce by 32; below this the last stage has no pixel
+
+
+def stage_sizes(img_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """Map (h, w) of each stage for an H×W input: each stem floors by its stride, as the strided
+    convolution does (a 97-pixel side gives 24, 12, 6, 3)."""
+    height, width = img_size
+    sizes = []
+    for stride in STAGE_STRIDES:
+        height, width = height // stride, width // stride
+        sizes.append((height, width))
+    return sizes
 
 
 def _check(condition: bool, name: str, message: str) -> None:
@@ -36,6 +48,52 @@ def _as_int_tuple(value: Any, name: str) -> tuple[int, ...]:
         )
         out.append(int(v))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class StemConfig:
+    """A stage's downsampling stem: a stride×stride convolution with that stride, then LayerNorm."""
+
+    in_chans: int
+    out_chans: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """Every LGL block of one stage: what the model's blocks, the cost ops, the block-latency
+    table and the predictor features all read. Derived from an `EdgeViTConfig`
+    (`EdgeViTConfig.block_config(stage)`); not validated again here."""
+
+    dim: int  # channels
+    num_heads: int
+    mlp_hidden: int  # FFN hidden channels
+    rate: int  # sample rate r; 1 = plain global attention, no LocalAgg
+    kernel: int  # LocalAgg depthwise kernel (the LSA window for local_agg == "lsa")
+    qkv_bias: bool = True
+    local_agg: str = "conv"
+    global_attn: str = "sparse"
+    sampler: str = "top_left"
+    local_prop: str = "deconv"
+
+    @property
+    def has_local_agg(self) -> bool:
+        """A block with r = 1 has no LocalAgg (the release), nor has the "w/o LA" ablation."""
+        return self.rate > 1 and self.local_agg != "none"
+
+    @property
+    def switches(self) -> dict[str, Any]:
+        """The categorical fields (the ablation switches), as keyword arguments."""
+        return dict(local_agg=self.local_agg, global_attn=self.global_attn,
+                    sampler=self.sampler, local_prop=self.local_prop, qkv_bias=self.qkv_bias)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The final BatchNorm, global average pooling and classifier (none when num_classes = 0)."""
+
+    dim: int
+    num_classes: int
 
 
 @dataclass(frozen=True)
@@ -139,6 +197,24 @@ class EdgeViTConfig:
     def mlp_hidden(self) -> tuple[int, ...]:
         """FFN hidden channels per stage, int(width × mlp_ratio) as in the release."""
         return tuple(int(w * self.mlp_ratio) for w in self.widths)
+
+    def stem_config(self, stage: int) -> StemConfig:
+        """The stem that opens `stage`."""
+        in_chans = self.in_chans if stage == 0 else self.widths[stage - 1]
+        return StemConfig(in_chans=in_chans, out_chans=self.widths[stage],
+                          stride=STAGE_STRIDES[stage])
+
+    def block_config(self, stage: int) -> BlockConfig:
+        """The LGL block repeated `depths[stage]` times in `stage`."""
+        return BlockConfig(
+            dim=self.widths[stage], num_heads=self.num_heads[stage],
+            mlp_hidden=self.mlp_hidden[stage], rate=self.sample_rates[stage],
+            kernel=self.local_kernel, qkv_bias=self.qkv_bias, local_agg=self.local_agg,
+            global_attn=self.global_attn, sampler=self.sampler, local_prop=self.local_prop,
+        )
+
+    def head_config(self) -> HeadConfig:
+        return HeadConfig(dim=self.widths[-1], num_classes=self.num_classes)
 
     def replace(self, **changes: Any) -> EdgeViTConfig:
         """A copy with fields changed (validated again)."""

@@ -26,7 +26,7 @@ marker key, so that loading it into an unfused EdgeViT fails loudly), and a fuse
 refuses `load_state_dict`. To undo a fusion, load the original state_dict into a fresh
 `EdgeViT(config)`.
 
-Export: a fused model exports to ONNX like any other (`analysis.latency.measure.export_onnx`; while
+Export: a fused model exports to ONNX like any other (any ONNX exporter; while
 tracing or exporting, `PointwiseLinear` emits plain Conv / Gemm and GELU nodes), and
 `compile_fused` runs it through torch.compile (inductor with freezing).
 """
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +53,6 @@ from .layers import (
     Sampler,
     SpatialReductionAttn,
 )
-
-if TYPE_CHECKING:
-    from .model import EdgeViT
 
 FUSED_MARKER = "fused_for_inference"  # name of the marker buffer (and state_dict key)
 
@@ -227,8 +224,8 @@ def _use_pointwise_linear(module: nn.Module) -> None:
         setattr(module, name, PointwiseLinear(getattr(module, name)))
 
 
-def fuse_model(model: EdgeViT) -> EdgeViT:
-    """Fuse `model` in place for inference (see the module docstring) and return it.
+def fuse_model(model: nn.Module) -> nn.Module:
+    """Fuse `model` (an `EdgeViT`) in place for inference (see the module docstring) and return it.
 
     Raises RuntimeError in training mode. Fusing a fused model does nothing.
     """
@@ -252,7 +249,7 @@ def fuse_model(model: EdgeViT) -> EdgeViT:
     return model
 
 
-def compile_fused(model: EdgeViT, **compile_kwargs: Any) -> Callable[..., torch.Tensor]:
+def compile_fused(model: nn.Module, **compile_kwargs: Any) -> Callable[..., torch.Tensor]:
     """`torch.compile` (inductor) of `model` fused in place, for CPU inference.
 
     With inductor's freezing the weights become constants, so inductor prepacks them for

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
+from .config import BlockConfig, HeadConfig, StemConfig
+
 LN_EPS_BLOCK = 1e-6  # LayerNorms inside the blocks (the release's norm_layer)
 LN_EPS_DEFAULT = 1e-5  # stems, LocalProp and SRA norms use nn.LayerNorm's default in the release
 
@@ -72,10 +74,11 @@ class LayerNorm2d(nn.LayerNorm):
 class Stem(nn.Module):
     """Downsampling stem: a `stride`×`stride` convolution with stride `stride`, then LayerNorm."""
 
-    def __init__(self, *, in_chans: int, out_chans: int, stride: int) -> None:
+    def __init__(self, stem: StemConfig) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, out_chans, kernel_size=stride, stride=stride)
-        self.norm = LayerNorm2d(out_chans, eps=LN_EPS_DEFAULT)
+        self.proj = nn.Conv2d(stem.in_chans, stem.out_chans, kernel_size=stem.stride,
+                              stride=stem.stride)
+        self.norm = LayerNorm2d(stem.out_chans, eps=LN_EPS_DEFAULT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x))
@@ -114,7 +117,7 @@ class Mlp(nn.Module):
 class ConvMixer(nn.Module):
     """LocalAgg's token mixer: pointwise -> depthwise k×k -> pointwise (maps in and out)."""
 
-    def __init__(self, *, dim: int, kernel: int, **_: object) -> None:
+    def __init__(self, *, dim: int, kernel: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(dim, dim, 1)
         self.dwconv = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
@@ -130,9 +133,7 @@ class LocallyGroupedAttn(nn.Module):
     Maps whose sides are not multiples of the window are zero-padded bottom/right and cropped.
     """
 
-    def __init__(
-        self, *, dim: int, kernel: int, num_heads: int, qkv_bias: bool = True, **_: object
-    ) -> None:
+    def __init__(self, *, dim: int, kernel: int, num_heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
         self.window = kernel
         self.num_heads = num_heads
@@ -160,26 +161,18 @@ class LocalAgg(nn.Module):
     """The first "L" of LGL, on maps: CPE, then a local token mixer, then a conv FFN.
 
     x + dw3×3(x);  x + mixer(BN(x));  x + ConvMlp(BN(x)).
-    `mixer_layer` is `ConvMixer` (the release: pw -> dw k×k -> pw) or `LocallyGroupedAttn`.
+    `mixer` is a `ConvMixer` (the release: pw -> dw k×k -> pw) or a `LocallyGroupedAttn`.
     `pos_embed_folded` (set by `edgevit.fuse`): the identity of `x + dw3×3(x)` lives in the
     depthwise kernel's centre tap, so the position encoding is one convolution.
     """
 
     def __init__(
-        self,
-        *,
-        dim: int,
-        kernel: int,
-        num_heads: int,
-        mlp_hidden: int,
-        qkv_bias: bool = True,
-        drop_path: float = 0.0,
-        mixer_layer: type[nn.Module] = ConvMixer,
+        self, *, dim: int, mlp_hidden: int, mixer: nn.Module, drop_path: float = 0.0
     ) -> None:
         super().__init__()
         self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.BatchNorm2d(dim)
-        self.mixer = mixer_layer(dim=dim, kernel=kernel, num_heads=num_heads, qkv_bias=qkv_bias)
+        self.mixer = mixer
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = ConvMlp(dim=dim, hidden=mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -324,9 +317,7 @@ class SpatialReductionAttn(nn.Module):
     (zero-padded to a multiple of r) followed by LayerNorm. r = 1: plain self-attention.
     """
 
-    def __init__(
-        self, *, dim: int, num_heads: int, rate: int, qkv_bias: bool = True, **_: object
-    ) -> None:
+    def __init__(self, *, dim: int, num_heads: int, rate: int, qkv_bias: bool = True) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.rate = rate
@@ -351,11 +342,22 @@ class SpatialReductionAttn(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(b, n, c))
 
 
-GLOBAL_ATTN_LAYERS: dict[str, type[nn.Module]] = {
-    "sparse": GlobalSparseAttn,
-    "sra": SpatialReductionAttn,
-}
-LOCAL_MIXER_LAYERS: dict[str, type[nn.Module]] = {"conv": ConvMixer, "lsa": LocallyGroupedAttn}
+def local_mixer(block: BlockConfig) -> nn.Module:
+    """LocalAgg's token mixer for `block.local_agg` ("conv" or "lsa")."""
+    if block.local_agg == "lsa":
+        return LocallyGroupedAttn(dim=block.dim, kernel=block.kernel, num_heads=block.num_heads,
+                                  qkv_bias=block.qkv_bias)
+    return ConvMixer(dim=block.dim, kernel=block.kernel)
+
+
+def global_attention(block: BlockConfig) -> nn.Module:
+    """The global half's attention for `block.global_attn` ("sparse" or "sra")."""
+    if block.global_attn == "sra":
+        return SpatialReductionAttn(dim=block.dim, num_heads=block.num_heads, rate=block.rate,
+                                    qkv_bias=block.qkv_bias)
+    return GlobalSparseAttn(dim=block.dim, num_heads=block.num_heads, rate=block.rate,
+                            qkv_bias=block.qkv_bias, sampler=block.sampler,
+                            local_prop=block.local_prop)
 
 
 class GlobalBlock(nn.Module):
@@ -366,29 +368,12 @@ class GlobalBlock(nn.Module):
     """
 
     def __init__(
-        self,
-        *,
-        dim: int,
-        num_heads: int,
-        mlp_hidden: int,
-        rate: int,
-        qkv_bias: bool = True,
-        drop_path: float = 0.0,
-        attn_layer: type[nn.Module] = GlobalSparseAttn,
-        sampler: str = "top_left",
-        local_prop: str = "deconv",
+        self, *, dim: int, mlp_hidden: int, attn: nn.Module, drop_path: float = 0.0
     ) -> None:
         super().__init__()
         self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
-        self.attn = attn_layer(
-            dim=dim,
-            num_heads=num_heads,
-            rate=rate,
-            qkv_bias=qkv_bias,
-            sampler=sampler,
-            local_prop=local_prop,
-        )
+        self.attn = attn
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
         self.mlp = Mlp(dim=dim, hidden=mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -406,48 +391,40 @@ class GlobalBlock(nn.Module):
 class LGLBlock(nn.Module):
     """Local-Global-Local bottleneck: LocalAgg (skipped when r = 1) then the global block."""
 
-    def __init__(
-        self,
-        *,
-        dim: int,
-        num_heads: int,
-        mlp_hidden: int,
-        rate: int,
-        kernel: int,
-        qkv_bias: bool = True,
-        drop_path: float = 0.0,
-        local_agg: str = "conv",
-        global_attn: str = "sparse",
-        sampler: str = "top_left",
-        local_prop: str = "deconv",
-    ) -> None:
+    def __init__(self, block: BlockConfig, *, drop_path: float = 0.0) -> None:
         super().__init__()
-        if rate > 1 and local_agg != "none":
-            self.local_agg = LocalAgg(
-                dim=dim,
-                kernel=kernel,
-                num_heads=num_heads,
-                mlp_hidden=mlp_hidden,
-                qkv_bias=qkv_bias,
-                drop_path=drop_path,
-                mixer_layer=LOCAL_MIXER_LAYERS[local_agg],
-            )
-        else:
-            self.local_agg = nn.Identity()
-        self.global_block = GlobalBlock(
-            dim=dim,
-            num_heads=num_heads,
-            mlp_hidden=mlp_hidden,
-            rate=rate,
-            qkv_bias=qkv_bias,
-            drop_path=drop_path,
-            attn_layer=GLOBAL_ATTN_LAYERS[global_attn],
-            sampler=sampler,
-            local_prop=local_prop,
-        )
+        self.local_agg: nn.Module = nn.Identity()
+        if block.has_local_agg:
+            self.local_agg = LocalAgg(dim=block.dim, mlp_hidden=block.mlp_hidden,
+                                      mixer=local_mixer(block), drop_path=drop_path)
+        self.global_block = GlobalBlock(dim=block.dim, mlp_hidden=block.mlp_hidden,
+                                        attn=global_attention(block), drop_path=drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.global_block(self.local_agg(x))
+
+
+def classifier(head: HeadConfig) -> nn.Module:
+    """The linear classifier, or the identity when there are no classes."""
+    return nn.Linear(head.dim, head.num_classes) if head.num_classes else nn.Identity()
+
+
+def global_pool(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C): the mean over the map."""
+    return x.mean(dim=(2, 3))
+
+
+class Head(nn.Module):
+    """EdgeViT's head as one block (final BatchNorm, global pooling, classifier), for timing it
+    alone; `EdgeViT` holds the same layers as its `norm` and `head` (the release's keys)."""
+
+    def __init__(self, head: HeadConfig) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(head.dim)
+        self.head = classifier(head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(global_pool(self.norm(x)))  # (B, C, h, w) -> (B, classes)
 
 
 def trunc_normal_init(module: nn.Module) -> None:
@@ -463,6 +440,7 @@ def trunc_normal_init(module: nn.Module) -> None:
 
 __all__ = [
     "GlobalBlock",
+    "Head",
     "GlobalSparseAttn",
     "LGLBlock",
     "LayerNorm2d",

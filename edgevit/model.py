@@ -7,18 +7,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import MIN_IMG_SIZE, EdgeViTConfig
-from .layers import LGLBlock, Stem, trunc_normal_init
-
-STAGE_STRIDES = (4, 2, 2, 2)  # stem stride of each stage; cumulative reductions 4, 8, 16, 32
+from .config import MIN_IMG_SIZE, PRESETS, EdgeViTConfig, StemConfig, stage_sizes
+from .fuse import fuse_model, is_fused
+from .layers import LGLBlock, Stem, classifier, global_pool, trunc_normal_init
 
 
 class EdgeViTStage(nn.Module):
     """One resolution: a downsampling stem, then `depth` LGL blocks (maps in, maps out)."""
 
-    def __init__(self, *, in_chans: int, stride: int, blocks: list[LGLBlock], dim: int) -> None:
+    def __init__(self, stem: StemConfig, blocks: list[LGLBlock]) -> None:
         super().__init__()
-        self.downsample = Stem(in_chans=in_chans, out_chans=dim, stride=stride)
+        self.downsample = Stem(stem)
         self.blocks = nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -36,9 +35,7 @@ class EdgeViT(nn.Module):
     def __init__(self, config: EdgeViTConfig | None = None, **overrides: Any) -> None:
         super().__init__()
         if config is None:
-            from .registry import preset_config
-
-            config = preset_config("edgevit_xxs")
+            config = PRESETS["edgevit_xxs"]
         if overrides:
             config = config.replace(**overrides)
         self.config = config
@@ -48,38 +45,19 @@ class EdgeViT(nn.Module):
         drop_paths = torch.linspace(0, config.drop_path_rate, total_blocks).tolist()
 
         stages: list[EdgeViTStage] = []
-        in_chans, block_index, reduction = config.in_chans, 0, 1
+        block_index = 0
         self.feature_info: list[dict[str, Any]] = []
-        for i, (dim, depth, rate) in enumerate(
-            zip(config.widths, config.depths, config.sample_rates)
-        ):
-            blocks = [
-                LGLBlock(
-                    dim=dim,
-                    num_heads=config.num_heads[i],
-                    mlp_hidden=config.mlp_hidden[i],
-                    rate=rate,
-                    kernel=config.local_kernel,
-                    qkv_bias=config.qkv_bias,
-                    drop_path=drop_paths[block_index + j],
-                    local_agg=config.local_agg,
-                    global_attn=config.global_attn,
-                    sampler=config.sampler,
-                    local_prop=config.local_prop,
-                )
-                for j in range(depth)
-            ]
-            stages.append(
-                EdgeViTStage(in_chans=in_chans, stride=STAGE_STRIDES[i], blocks=blocks, dim=dim)
-            )
-            reduction *= STAGE_STRIDES[i]
-            self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=f"stages.{i}"))
-            in_chans, block_index = dim, block_index + depth
+        for i, depth in enumerate(config.depths):
+            stem, block = config.stem_config(i), config.block_config(i)
+            blocks = [LGLBlock(block, drop_path=drop_paths[block_index + j]) for j in range(depth)]
+            stages.append(EdgeViTStage(stem, blocks))
+            reduction = (self.feature_info[-1]["reduction"] if i else 1) * stem.stride
+            self.feature_info.append(dict(num_chs=block.dim, reduction=reduction,
+                                          module=f"stages.{i}"))
+            block_index += depth
         self.stages = nn.Sequential(*stages)
         self.norm = nn.BatchNorm2d(self.num_features)
-        self.head: nn.Module = nn.Identity()
-        if config.num_classes:
-            self.head = nn.Linear(self.num_features, config.num_classes)
+        self.head = classifier(config.head_config())
         self.channels_last = False  # run on channels-last maps (set by `fuse`)
         self.apply(trunc_normal_init)
 
@@ -109,7 +87,7 @@ class EdgeViT(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global average pool, then the classifier (skipped with `pre_logits`)."""
-        x = x.mean(dim=(2, 3))  # (B, C)
+        x = global_pool(x)  # (B, C)
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,11 +95,8 @@ class EdgeViT(nn.Module):
 
     def stage_shapes(self, height: int, width: int) -> list[tuple[int, int, int]]:
         """(channels, h, w) of each stage's output map for an H×W input, without running it."""
-        shapes = []
-        for stride, dim in zip(STAGE_STRIDES, self.config.widths):
-            height, width = height // stride, width // stride
-            shapes.append((dim, height, width))
-        return shapes
+        return [(dim, h, w) for dim, (h, w) in zip(self.config.widths,
+                                                    stage_sizes((height, width)))]
 
     def set_fused_attn(self, enable: bool = True) -> EdgeViT:
         """Switch every attention between SDPA (fast) and the release's matmul-softmax-matmul."""
@@ -138,15 +113,11 @@ class EdgeViT(nn.Module):
         `state_dict()` differs from the faithful one; to undo, load the original weights into
         a fresh `EdgeViT(model.config)`.
         """
-        from .fuse import fuse_model
-
         return fuse_model(self)
 
     @property
     def is_fused(self) -> bool:
         """Whether `fuse()` has rewritten this model."""
-        from .fuse import is_fused
-
         return is_fused(self)
 
     def train(self, mode: bool = True) -> EdgeViT:
@@ -164,10 +135,16 @@ class EdgeViT(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier for `num_classes` (0: none; forward returns pooled features).
+
+        `global_pool` is timm's contract: only average pooling exists here, so None or "avg"."""
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"EdgeViT pools by average only; global_pool {global_pool!r} "
+                             "is not supported")
         self.config = self.config.replace(num_classes=num_classes)
+        self.num_classes = num_classes
+        self.head = classifier(self.config.head_config())
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

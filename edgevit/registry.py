@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,24 @@ def _timm_entrypoint(name: str) -> Callable[..., EdgeViT]:
 
 
 def _register_all() -> None:
+    """Register every preset here and in timm. A name that another package registered in timm
+    first gets timm's own behaviour: a warning, and the later registration (ours) wins."""
     for name, config in {**PRESETS, **ABLATIONS}.items():
         register_config(name, config)
+        entrypoint = _timm_entrypoint(name)
         if timm_is_model(name):
-            raise ValueError(f"timm already has a model named {name!r}")
-        timm_register_model(_timm_entrypoint(name))
+            warnings.warn(f"timm already has a model named {name!r} (from "
+                          f"{_timm_module_of(name)}); {entrypoint.__module__} replaces it",
+                          stacklevel=2)
+        with warnings.catch_warnings():  # timm's own overwrite warning says the same
+            warnings.simplefilter("ignore", UserWarning)
+            timm_register_model(entrypoint)
+
+
+def _timm_module_of(name: str) -> str:
+    from timm.models._registry import _model_to_module
+
+    return _model_to_module.get(name, "another module")
 
 
 _register_all()

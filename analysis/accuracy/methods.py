@@ -37,7 +37,13 @@ import numpy as np
 
 from analysis.accuracy.datasets import DIGITS, ImageDataset, first_batch, load_dataset
 from analysis.accuracy.proxies import PROXIES, compute_proxy
-from analysis.accuracy.training import TrainRecipe, build_model, torch_threads, train_and_evaluate
+from analysis.accuracy.training import (
+    DEFAULT_THREADS,
+    TrainRecipe,
+    build_model,
+    train_and_evaluate,
+)
+from analysis.runtime import torch_threads
 from edgevit.config import EdgeViTConfig
 
 METHOD_KINDS = ("proxy", "train", "supernet")
@@ -99,7 +105,7 @@ class AccuracyEvaluator:
     def __init__(self, method: str, *, img_size: int | None = None, epochs: int | None = None,
                  seed: int = 0, recipe: TrainRecipe | None = None,
                  max_per_class: int | None = None, data: str = DIGITS,
-                 proxy_batch_size: int = PROXY_BATCH_SIZE, threads: int | None = None,
+                 proxy_batch_size: int = PROXY_BATCH_SIZE, threads: int = DEFAULT_THREADS,
                  progress: bool = False, calib_images: int = 256,
                  eval_images: int | None = 1000) -> None:
         self.method = AccuracyMethod.parse(method)
@@ -176,7 +182,7 @@ def make_evaluator(method: str, *, img_size: int | None = None, epochs: int | No
 def proxy_scores(config: EdgeViTConfig, dataset: ImageDataset,
                  names: tuple[str, ...] = tuple(PROXIES), *, seed: int = 0,
                  batch_size: int = PROXY_BATCH_SIZE,
-                 threads: int | None = None) -> dict[str, tuple[float, float]]:
+                 threads: int = DEFAULT_THREADS) -> dict[str, tuple[float, float]]:
     """Every proxy of one untrained config: name -> (score, seconds of that proxy alone).
 
     The model is built once under `seed` (its time is not in any proxy's seconds).

@@ -117,7 +117,7 @@ def log_params(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 @register_proxy("macs")
 def log_macs(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
-    from analysis.cost.ops import model_cost
+    from analysis.cost import model_cost
 
     height, width = images.shape[-2:]
     return math.log10(model_cost(model.config, (int(height), int(width))).macs)

@@ -17,11 +17,8 @@ count, because a search runs its trials side by side (one core each), and becaus
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -29,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from analysis.accuracy.datasets import ImageDataset
+from analysis.runtime import torch_threads
 from edgevit.config import EdgeViTConfig
 from edgevit.model import EdgeViT
 
@@ -76,31 +74,6 @@ class TrainResult:
         return asdict(self)
 
 
-def cpu_threads() -> int:
-    """Cores this process may run on (its affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None = None) -> Iterator[int]:
-    """Run the block under `torch.set_num_threads(threads or DEFAULT_THREADS)`, then restore.
-
-    ValueError when `threads` is not in 1..cpu_threads().
-    """
-    n = DEFAULT_THREADS if threads is None else threads
-    if not (isinstance(n, int) and 1 <= n <= cpu_threads()):
-        raise ValueError(f"threads {threads!r}: this process may use 1..{cpu_threads()} cores")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        torch.set_num_threads(previous)
-
-
 def build_model(config: EdgeViTConfig, dataset: ImageDataset, seed: int) -> EdgeViT:
     """The config adapted to the dataset (classes, channels), weights drawn under `seed`.
 
@@ -137,7 +110,7 @@ def evaluate_top1(model: torch.nn.Module, dataset: ImageDataset,
 
 def train_and_evaluate(config: EdgeViTConfig, dataset: ImageDataset,
                        recipe: TrainRecipe = TrainRecipe(), *, seed: int = 0,
-                       threads: int | None = None, progress: bool = True) -> TrainResult:
+                       threads: int = DEFAULT_THREADS, progress: bool = True) -> TrainResult:
     """Train `config` on `dataset.train` with `recipe`, report top-1 on `dataset.test`.
 
     A tqdm bar counts optimiser steps (stderr) unless `progress` is False.

@@ -10,9 +10,8 @@ from .common import CliError, add_command, resolve_config
 
 def cmd_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Score one model; the JSON holds `accuracy` (top-1 or the raw proxy score) and `method`."""
-    from edgevit.config import MIN_IMG_SIZE
-
     from analysis.accuracy.methods import AccuracyEvaluator, AccuracyMethod
+    from edgevit.config import MIN_IMG_SIZE
 
     method = AccuracyMethod.parse(args.method)  # ValueError -> one line, exit 2
     if args.epochs is not None and method.kind != "train":

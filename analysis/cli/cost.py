@@ -10,7 +10,7 @@ COUNTERS = ("symbolic", "fvcore", "ptflops-pytorch", "ptflops-aten", "torch", "a
 
 
 def cmd_flops(args: argparse.Namespace) -> dict:
-    from analysis.cost.ops import model_cost
+    from analysis.cost import model_cost
 
     config = resolve_config(args.model)
     size = image_size(args.img_size)

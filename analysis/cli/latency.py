@@ -12,14 +12,14 @@ from .common import CliError, add_command, image_size, resolve_config
 
 
 def _store(path: str | None) -> Any:
-    from analysis.latency.store import MeasurementStore
+    from analysis.latency import MeasurementStore
 
     return MeasurementStore(path)
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Measure one model, append it to the store, report median, IQR, cv and runs."""
-    from analysis.latency.measure import (
+    from analysis.latency import (
         BACKENDS,
         OnnxExportError,
         Protocol,
@@ -62,7 +62,7 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     out.update(model=config.name, device=device_hash, measurement_id=measurement_id,
                store=store_path, reference_config_hash=None)
     if ref_json is not None:
-        from analysis.latency.store import sha256_hex
+        from analysis.latency import sha256_hex
 
         out["reference_config_hash"] = sha256_hex(ref_json)
     if not args.json:
@@ -81,8 +81,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> dict[str, Any]:
     """Write one verified ONNX file per model plus manifest.json for external devices."""
     import json
 
-    from analysis.latency.device_exchange import export_onnx_bundle
-    from analysis.latency.measure import OnnxExportError
+    from analysis.latency import OnnxExportError, export_onnx_bundle
 
     configs = [resolve_config(spec) for spec in args.models]
     h, w = image_size(args.img_size)
@@ -104,9 +103,9 @@ def cmd_export_onnx(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_import_csv(args: argparse.Namespace) -> dict[str, Any]:
-    """Append users' measurements (CSV, schema in analysis.latency.device_exchange) to the store, all
-    or none."""
-    from analysis.latency.device_exchange import import_csv
+    """Append users' measurements (CSV, schema in analysis.latency.device_exchange) to the
+    store, all or none."""
+    from analysis.latency import import_csv
 
     try:
         with _store(args.store) as store:

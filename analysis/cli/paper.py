@@ -41,6 +41,7 @@ def _yes(flag: bool) -> str:
 
 def cmd_paper_tables(args: argparse.Namespace) -> dict[str, Any]:
     """Recompute Tables 1 and 2; with --measure also time the backbones here."""
+    from analysis.latency import Protocol
     from analysis.paper.backbones import (
         BACKBONES,
         TASK_SIZES,
@@ -49,7 +50,6 @@ def cmd_paper_tables(args: argparse.Namespace) -> dict[str, Any]:
         measure_backbones,
         rapl_status,
     )
-    from analysis.latency.measure import Protocol
     from analysis.paper.tables import report
 
     if args.img_size and not args.measure:

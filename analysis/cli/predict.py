@@ -11,9 +11,7 @@ PREDICTOR_KINDS = ("features_gp", "block_table", "macs_linear")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> dict:
-    from analysis.latency.calibration import calibrate, calibrate_from_frame
-    from analysis.latency.measure import Protocol
-    from analysis.latency.store import MeasurementStore
+    from analysis.latency import MeasurementStore, Protocol, calibrate, calibrate_from_frame
 
     store = MeasurementStore(args.store)
     if args.from_store:
@@ -44,7 +42,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from analysis.latency.predictors import LatencyPredictor
+    from analysis.latency import LatencyPredictor
 
     config = resolve_config(args.model)
     predictor = LatencyPredictor.load(args.predictor)

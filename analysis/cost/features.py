@@ -25,8 +25,8 @@ import sympy as sp
 
 from edgevit.config import EdgeViTConfig
 
-from analysis.cost.ops import Op
-from analysis.cost.batched import summed_quantities
+from .batched import ConfigBatch, split_by_shared_fields, summed_quantities
+from .ops import Op
 
 FEATURE_NAMES = (
     "macs_dense", "macs_depthwise", "macs_attention", "numel_norm", "numel_act",
@@ -62,30 +62,15 @@ def _feature_columns(op: Op) -> tuple[sp.Expr, ...]:
     return tuple(values[name] for name in FEATURE_NAMES)
 
 
-def feature_matrix(*arrays, **options) -> np.ndarray:
-    """Features (N, len(FEATURE_NAMES)) of N configs sharing the switches and input size;
-    arguments as `vectorized.summed_quantities`."""
-    return summed_quantities(_feature_columns, len(FEATURE_NAMES), *arrays, **options)
+def feature_matrix(batch: ConfigBatch, img_size: tuple[int, int] = (224, 224)) -> np.ndarray:
+    """Features (N, len(FEATURE_NAMES)) of every config of `batch` at an H×W input."""
+    return summed_quantities(_feature_columns, len(FEATURE_NAMES), batch, img_size)
 
 
 def config_features(configs: Sequence[EdgeViTConfig],
                     img_size: tuple[int, int] = (224, 224)) -> np.ndarray:
-    """Features (N, F) of arbitrary configs (grouped internally by their categorical fields)."""
+    """Features (N, F) of any configs, in their order."""
     out = np.zeros((len(configs), len(FEATURE_NAMES)))
-    groups: dict[tuple, list[int]] = {}
-    for index, config in enumerate(configs):
-        key = (config.sampler, config.local_prop, config.local_agg, config.global_attn,
-               config.num_classes, config.in_chans, config.qkv_bias)
-        groups.setdefault(key, []).append(index)
-    for (sampler, local_prop, local_agg, global_attn, classes, chans, qkv_bias), rows in (
-            groups.items()):
-        chosen = [configs[i] for i in rows]
-        out[rows] = feature_matrix(
-            [cfg.widths for cfg in chosen], [cfg.depths for cfg in chosen],
-            [cfg.sample_rates for cfg in chosen], [cfg.head_dim for cfg in chosen],
-            [cfg.mlp_ratio for cfg in chosen], [cfg.local_kernel for cfg in chosen],
-            img_size=img_size, num_classes=classes, in_chans=chans, sampler=sampler,
-            local_prop=local_prop, local_agg=local_agg, global_attn=global_attn,
-            qkv_bias=qkv_bias,
-        )
+    for rows, batch in split_by_shared_fields(configs):
+        out[rows] = feature_matrix(batch, img_size)
     return out

@@ -13,19 +13,10 @@ from dataclasses import dataclass
 import sympy as sp
 
 from analysis.cost import ops as symbolic
-from analysis.cost.ops import c, h, k, m, n, r, w
+
+from .ops import c, h, k, m, n, r, w
 
 x = sp.Symbol("x", positive=True)  # side of a square map (h = w = x), continuous
-
-
-def paper_lgl_cost() -> sp.Expr:
-    """The supplementary's expression k²hwc + h²w²c/r⁴ + r²hwc (constants dropped)."""
-    return k**2 * h * w * c + h**2 * w**2 * c / r**4 + r**2 * h * w * c
-
-
-def paper_mhsa_cost() -> sp.Expr:
-    """The supplementary's full self-attention cost h²w²c."""
-    return h**2 * w**2 * c
 
 
 def _macs_of(ops: tuple[symbolic.Op, ...], *fragments: str) -> sp.Expr:

@@ -26,13 +26,11 @@ from functools import cache
 
 import sympy as sp
 
-from edgevit.config import EdgeViTConfig
-from edgevit.model import STAGE_STRIDES
+from edgevit.config import EdgeViTConfig, stage_sizes
 
 h, w, c, n, k, r = sp.symbols("h w c n k r", positive=True, integer=True)
 m = sp.Symbol("m", positive=True)  # the MLP ratio is a real number (4.0, 3.5, ...)
 K, C_in, s = sp.symbols("K C_in s", positive=True, integer=True)
-SYMBOLS = dict(h=h, w=w, c=c, n=n, m=m, k=k, r=r, K=K, C_in=C_in, s=s)
 
 MAC_KINDS = ("conv", "deconv", "linear", "matmul")
 ELEMENTWISE_KINDS = (
@@ -324,15 +322,6 @@ def total(ops: Iterable[Op], field: str = "macs") -> sp.Expr:
     return sp.Add(*(getattr(op, field) for op in ops))
 
 
-def elementwise_terms(ops: Iterable[Op]) -> dict[str, sp.Expr]:
-    """Elements written per elementwise kind (the work the `macs` convention leaves out)."""
-    terms: dict[str, sp.Expr] = {}
-    for op in ops:
-        if op.kind in ELEMENTWISE_KINDS:
-            terms[op.kind] = terms.get(op.kind, sp.Integer(0)) + op.numel_out
-    return terms
-
-
 # ---- a whole model --------------------------------------------------------------------------
 
 BLOCK_ARGS = (h, w, c, n, m, k, r)
@@ -433,33 +422,18 @@ def _to_int(value: float) -> int:
     return int(rounded)
 
 
-def stage_sizes(img_size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Map (h, w) of each stage: each stem floors by its stride."""
-    height, width = img_size
-    sizes = []
-    for stride in STAGE_STRIDES:
-        height, width = height // stride, width // stride
-        sizes.append((height, width))
-    return sizes
-
-
 def model_cost(config: EdgeViTConfig, img_size: tuple[int, int] = (224, 224)) -> ModelCost:
     """Every op of `config` at an H×W input, evaluated exactly (batch 1)."""
     ops: list[OpCost] = []
-    c_in = config.in_chans
-    for i, ((sh, sw), width, depth, rate, heads, stride) in enumerate(zip(
-        stage_sizes(img_size), config.widths, config.depths, config.sample_rates,
-        config.num_heads, STAGE_STRIDES,
-    )):
-        ops += _evaluate(stem_ops(), STEM_ARGS, (sh, sw, width, c_in, stride), f"stages.{i}.")
-        block = lgl_block_ops(local_agg=config.local_agg, global_attn=config.global_attn,
-                              sampler=config.sampler, local_prop=config.local_prop,
-                              rate_is_one=rate == 1, qkv_bias=config.qkv_bias)
-        values = (sh, sw, width, heads, config.mlp_ratio, config.local_kernel, rate)
-        for j in range(depth):
-            ops += _evaluate(block, BLOCK_ARGS, values, f"stages.{i}.blocks.{j}.")
-        c_in = width
-    (fh, fw), last = stage_sizes(img_size)[-1], config.widths[-1]
-    ops += _evaluate(head_ops(config.num_classes > 0), HEAD_ARGS,
-                     (fh, fw, last, config.num_classes), "")
+    for i, (sh, sw) in enumerate(stage_sizes(img_size)):
+        stem, block = config.stem_config(i), config.block_config(i)
+        ops += _evaluate(stem_ops(), STEM_ARGS, (sh, sw, stem.out_chans, stem.in_chans,
+                                                 stem.stride), f"stages.{i}.")
+        block_ops = lgl_block_ops(rate_is_one=block.rate == 1, **block.switches)
+        values = (sh, sw, block.dim, block.num_heads, config.mlp_ratio, block.kernel, block.rate)
+        for j in range(config.depths[i]):
+            ops += _evaluate(block_ops, BLOCK_ARGS, values, f"stages.{i}.blocks.{j}.")
+    (fh, fw), head = stage_sizes(img_size)[-1], config.head_config()
+    ops += _evaluate(head_ops(head.num_classes > 0), HEAD_ARGS,
+                     (fh, fw, head.dim, head.num_classes), "")
     return ModelCost(config, tuple(img_size), tuple(ops))

@@ -1,7 +1,8 @@
 """The EdgeViT search space: per-stage width, depth and sample rate r, plus head_dim and MLP ratio.
 
 Written once here; `search/search_space.json` for NNI is generated from it
-(`python -m analysis.cost.search_space --write`), and a test fails when the checked-in file is stale.
+(`python -m analysis.cost.search_space --write`, in the checkout), and a test fails when the
+checked-in file is stale.
 
 Parameters (all NNI `choice`):
   head_dim            channels per head; every width is a multiple of it
@@ -25,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from edgevit.config import EdgeViTConfig
-from edgevit.model import STAGE_STRIDES
+from edgevit.config import EdgeViTConfig, stage_sizes
+
+from .batched import ConfigBatch
 
 SPACE_JSON = Path(__file__).resolve().parents[2] / "search" / "search_space.json"
 DESIGN_RESOLUTION = 224
@@ -35,11 +37,7 @@ MAX_RATE = 8
 
 def stage_sides(resolution: int = DESIGN_RESOLUTION) -> tuple[int, ...]:
     """Map side of each stage at a square input (56, 28, 14, 7 at 224)."""
-    sides, side = [], resolution
-    for stride in STAGE_STRIDES:
-        side //= stride
-        sides.append(side)
-    return tuple(sides)
+    return tuple(h for h, _ in stage_sizes((resolution, resolution)))
 
 
 def divisor_rates(side: int, max_rate: int = MAX_RATE) -> tuple[int, ...]:
@@ -124,23 +122,31 @@ class SearchSpace:
         return {name: values[int(rng.integers(len(values)))]
                 for name, values in self.choices().items()}
 
-    def enumerate(self) -> dict[str, np.ndarray]:
-        """The whole space as arrays: widths, depths, sample_rates (N, 4); head_dim, mlp_ratio (N,).
+    def enumerate(self) -> ConfigBatch:
+        """The whole space as one batch (the fields the space does not touch from `base`).
 
-        Row order is the product of `choices()` in order (the last parameter varies fastest).
+        Row order is the product of `choices()` in order (the last parameter varies fastest),
+        as `iter_params` yields them.
         """
         choices = self.choices()
         grids = np.meshgrid(*[np.asarray(v) for v in choices.values()], indexing="ij")
         columns = {name: grid.reshape(-1) for name, grid in zip(choices, grids)}
         head_dim = columns["head_dim"].astype(np.int64)
-        return dict(
-            head_dim=head_dim,
-            widths=np.stack([head_dim * columns[f"width_mult_{i}"] for i in range(4)], 1)
-            .astype(np.int64),
-            depths=np.stack([columns[f"depth_{i}"] for i in range(4)], 1).astype(np.int64),
-            sample_rates=np.stack([columns[f"rate_{i}"] for i in range(4)], 1).astype(np.int64),
-            mlp_ratio=columns["mlp_ratio"].astype(np.float64),
+        return ConfigBatch(
+            widths=np.stack([head_dim * columns[f"width_mult_{i}"] for i in range(4)], 1),
+            depths=np.stack([columns[f"depth_{i}"] for i in range(4)], 1),
+            sample_rates=np.stack([columns[f"rate_{i}"] for i in range(4)], 1),
+            head_dim=head_dim, mlp_ratio=columns["mlp_ratio"],
+            local_kernel=self.base.local_kernel, base=self.base,
         )
+
+    def row(self, params: dict[str, Any]) -> int:
+        """The row of `enumerate()` that holds `params` (mixed radix, last parameter fastest)."""
+        self.decode(params)  # ValueError for anything outside the space
+        row = 0
+        for name, values in self.choices().items():
+            row = row * len(values) + values.index(params[name])
+        return row
 
     def iter_params(self) -> Iterator[dict[str, Any]]:
         """Every point as NNI parameters, in `enumerate()` order."""
@@ -150,16 +156,6 @@ class SearchSpace:
 
 
 DEFAULT_SPACE = SearchSpace()
-
-
-def decode(params: dict[str, Any]) -> EdgeViTConfig:
-    """`DEFAULT_SPACE.decode`."""
-    return DEFAULT_SPACE.decode(params)
-
-
-def enumerate_space() -> dict[str, np.ndarray]:
-    """`DEFAULT_SPACE.enumerate()`."""
-    return DEFAULT_SPACE.enumerate()
 
 
 def nni_json(space: SearchSpace = DEFAULT_SPACE) -> str:

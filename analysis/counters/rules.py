@@ -1,5 +1,10 @@
-"""Each counter's rules, per torch-level call: `RULES[counter][api]` states what the counter reports
-and `rule_macs` / `predicted_macs` compute it from an inventory (`record_ops`)."""
+"""Each counter's rules, in one table: `RULES[counter]` states what the counter reports
+
+  .calls[api]  per torch-level call (`OpCall.api`); `rule_macs` / `predicted_macs` compute it from
+               an inventory of a real forward (`record_ops`);
+  .cost_op     the same rules on the cost model's ops (`analysis.cost.OpCost`): what the counter
+               adds to or drops from the core MACs, with the reason (`reconcile.predict`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import NamedTuple
 
 from torch import nn
 
+from analysis.cost import OpCost
+
 from .formulas import conv_macs, linear_macs, matmul_macs, numel, sdpa_macs
 from .records import OpCall, _class_name, is_data_movement
 
@@ -15,6 +22,15 @@ from .records import OpCall, _class_name, is_data_movement
 class Rule(NamedTuple):
     formula: str
     macs: Callable[[OpCall], int]
+
+
+# a cost-model op -> (MACs the counter adds to the core MACs, the reason), or None: no change
+Contribution = Callable[[OpCost], tuple[int, str] | None]
+
+
+class CounterRules(NamedTuple):
+    calls: dict[str, Rule]  # per torch-level call
+    cost_op: Contribution  # per cost-model op
 
 
 def _zero(call: OpCall) -> int:
@@ -111,7 +127,7 @@ _ELEMENTWISE_APIS = (
     "Tensor.mul", "torch.mul",
 )
 
-RULES: dict[str, dict[str, Rule]] = {
+_CALL_RULES: dict[str, dict[str, Rule]] = {
     "fvcore": {
         "F.conv2d": Rule("B·prod(w)·H_out·W_out; bias ignored", _conv),
         "F.conv_transpose2d": Rule("B·prod(w)·H_in·W_in (dw k=r=s: c·h·w); bias ignored", _conv),
@@ -217,9 +233,64 @@ RULES: dict[str, dict[str, Rule]] = {
 }
 
 
+def _torch_op(op: OpCost) -> tuple[int, str] | None:
+    return None
+
+
+def _fvcore_op(op: OpCost) -> tuple[int, str] | None:
+    if op.kind == "layer_norm":
+        return 5 * op.numel_out, "LayerNorm counted as 5·numel"
+    if op.kind == "batch_norm":
+        return 2 * op.numel_out, "eval BatchNorm counted as 2·numel"
+    if op.kind == "interpolate":
+        return 4 * op.numel_out, "bilinear upsampling counted as 4·numel(out)"
+    return None
+
+
+def _ptflops_aten_op(op: OpCost) -> tuple[int, str] | None:
+    if op.kind != "bias":
+        return None
+    return op.numel_out, "bias adds of convolutions and addmm counted 1 each"
+
+
+_PTFLOPS_UNHOOKED_SUFFIXES = ("downsample.norm",)  # LayerNorm2d: a subclass, not hooked
+
+
+def _ptflops_pytorch_op(op: OpCost) -> tuple[int, str] | None:
+    if op.kind == "deconv":
+        return -op.macs, "DeconvProp subclasses nn.ConvTranspose2d: not hooked, 0"
+    if op.kind == "matmul":
+        return -op.macs, "the @ operator is not patched: 0"
+    if op.kind == "bias":
+        if op.module.endswith("local_prop"):
+            return None
+        return op.numel_out, "bias adds of hooked convs and linears counted 1 each"
+    if op.kind == "layer_norm":
+        if op.module.endswith(_PTFLOPS_UNHOOKED_SUFFIXES):
+            return None
+        return op.numel_out, "nn.LayerNorm counted as 1·numel"
+    if op.kind == "batch_norm":
+        return 2 * op.numel_out, "BatchNorm counted as 2·numel"
+    if op.kind == "gelu":
+        return 2 * op.numel_out, "GELU counted twice (module hook and patched F.gelu)"
+    if op.kind in ("avg_pool", "max_pool"):
+        return op.numel_in, "F.avg_pool2d / F.max_pool2d counted as numel(in)"
+    if op.kind == "interpolate":
+        return op.numel_out, "F.interpolate counted as numel(out)"
+    return None
+
+
+RULES: dict[str, CounterRules] = {
+    name: CounterRules(_CALL_RULES[name], cost_op)
+    for name, cost_op in (("torch", _torch_op), ("fvcore", _fvcore_op),
+                          ("ptflops-aten", _ptflops_aten_op),
+                          ("ptflops-pytorch", _ptflops_pytorch_op))
+}
+
+
 def rule_macs(counter: str, call: OpCall) -> int:
     """What `counter` reports (in MACs) for one call; KeyError for a call without a rule."""
-    rules = RULES[counter]
+    rules = RULES[counter].calls
     if call.api in rules:
         return rules[call.api].macs(call)
     if is_data_movement(call.api):

@@ -26,26 +26,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgevit.config import EdgeViTConfig
-from edgevit.registry import preset_config
+from analysis.cost import DEFAULT_SPACE
+from edgevit.config import PRESETS, EdgeViTConfig, stage_sizes
 
-from analysis.latency.measure import BlockSpec, LatencyResult, Protocol, measure_many, model_blocks
-from analysis.latency.predictors import BlockTable, FeatureModel, LatencyPredictor, MacsLinear, score
-from analysis.latency.store import MeasurementStore
+from .blocks import BlockAt, model_blocks
+from .measure import REFERENCE_MODEL, LatencyResult, Protocol, measure_many
+from .predictors import BlockTable, FeatureModel, LatencyPredictor, MacsLinear, score
+from .store import MeasurementStore
 
-REFERENCE_MODEL = "edgevit_xxs"
-REFERENCE_BLOCK = BlockSpec(kind="lgl", c=144, h=14, w=14, r=2, heads=4, mlp_hidden=576)
-PRESET_NAMES = ("edgevit_xxs", "edgevit_xs", "edgevit_s")
+# the block every block is timed against: XXS's stage-3 block (c 144, 4 heads, r = 2) at 224²
+REFERENCE_BLOCK = BlockAt(PRESETS[REFERENCE_MODEL].block_config(2),
+                          *stage_sizes((224, 224))[2])
 
 
 def sample_configs(count: int, seed: int = 0) -> list[EdgeViTConfig]:
     """The presets, then distinct random points of the search space, `count` in all."""
-    from analysis.cost.search_space import DEFAULT_SPACE
-
     if count < 1:
         raise ValueError(f"calibration budget must be ≥ 1 config, got {count}")
     rng = np.random.default_rng(seed)
-    configs = [preset_config(name) for name in PRESET_NAMES][:count]
+    configs = list(PRESETS.values())[:count]
     seen = {config.to_json() for config in configs}
     while len(configs) < count:
         config = DEFAULT_SPACE.decode(DEFAULT_SPACE.sample(rng))
@@ -90,7 +89,7 @@ def fit_state_exponent(train: pd.DataFrame, reference_ms: float, *, iterations: 
     the machine's state is independent of them and β is identified. 1 when the reference
     barely moved (nothing to fit) or with fewer than MIN_ROWS_FOR_EXPONENT rows; clipped to
     `bounds`."""
-    from analysis.latency.predictors import FeatureModel
+    from .predictors import FeatureModel
 
     log_reference = np.log(train["reference_latency_ms"].to_numpy(dtype=np.float64)
                            / reference_ms)
@@ -164,7 +163,7 @@ def calibrate(
     test_count = max(1, int(round(holdout_fraction * len(configs))))
     if len(configs) - test_count < 3:
         raise ValueError(f"budget {budget} leaves fewer than 3 training configs")
-    reference = preset_config(REFERENCE_MODEL)
+    reference = PRESETS[REFERENCE_MODEL]
     results = measure_many(configs, threads=threads, img_size=img_size, reference=reference,
                            store=store, protocol=protocol, progress=progress)
     frame = normalised_frame(results, "model")

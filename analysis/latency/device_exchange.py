@@ -32,8 +32,9 @@ from typing import Any
 
 from edgevit.config import EdgeViTConfig
 
-from analysis.latency.measure import check_img_size, export_onnx, onnx_opset, prepare
-from analysis.latency.store import MeasurementStore, sha256_hex
+from .measure import check_img_size, prepare
+from .onnx import export_onnx, onnx_opset
+from .store import MeasurementStore, sha256_hex
 
 MANIFEST_NAME = "manifest.json"
 CSV_REQUIRED = ("config_id", "input_h", "input_w", "backend", "device", "latency_ms")
@@ -211,7 +212,7 @@ def import_csv(
     if not rows:
         raise ValueError(f"{path}: no data rows; nothing stored")
 
-    from analysis.latency.store import external_device_fingerprint
+    from .store import external_device_fingerprint
 
     with store.transaction():
         devices = {name: store.add_device(external_device_fingerprint(name))

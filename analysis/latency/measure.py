@@ -20,6 +20,9 @@ of variation `cv` (sample std / mean) and the number of runs. A round whose nois
 `cv_threshold` is measured again, up to `max_attempts` rounds in all; the least noisy round is
 kept and `flagged_noisy` is set when even that one stays above the threshold.
 
+Sessions of the onnxruntime back-end: `analysis.latency.onnx` (export checked against torch,
+no spinning threads).
+
 This machine's speed drifts by tens of percent over minutes while the ratio of two models timed
 side by side is stable to a few percent, so `measure_relative` interleaves the runs of a model
 and a reference model (default `edgevit_xxs`) in one loop, alternating their order. Its noise
@@ -31,51 +34,32 @@ Users' own devices (ONNX files out, measurements in as CSV): `analysis.latency.d
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
-import io
 import math
-import os
 import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from edgevit.config import (
-    GLOBAL_ATTNS,
-    LOCAL_AGGS,
-    LOCAL_PROPS,
-    MIN_IMG_SIZE,
-    SAMPLERS,
-    EdgeViTConfig,
-)
-from edgevit.layers import LGLBlock, Stem, trunc_normal_init
-from edgevit.model import STAGE_STRIDES, EdgeViT
+from analysis.runtime import check_threads, torch_threads
+from edgevit import EdgeViT, preset_config
+from edgevit.config import MIN_IMG_SIZE, EdgeViTConfig
 
-from analysis.latency.store import MeasurementStore, canonical_json, sha256_hex
-
-if TYPE_CHECKING:
-    import onnxruntime
+from .blocks import BlockAt
+from .onnx import export_onnx, ort_session
+from .store import MeasurementStore, sha256_hex
 
 BACKENDS = ("torch", "onnxruntime")
-DEFAULT_REFERENCE = "edgevit_xxs"
-ONNX_OPSET = 18
-ONNX_REL_TOL = 1e-4  # max |onnx - torch| ≤ ONNX_REL_TOL × max |torch|
-BLOCK_KINDS = ("lgl", "stem", "head")
+REFERENCE_MODEL = "edgevit_xxs"  # every relative measurement is timed interleaved with it
 
 ModelSpec = str | EdgeViTConfig | nn.Module
-
-
-class OnnxExportError(RuntimeError):
-    """A model could not be exported to ONNX with outputs matching torch."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,144 +149,6 @@ def summarize(times_ms: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Single blocks
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """One block in isolation, for lookup-table predictors.
-
-    kind 'lgl': an `LGLBlock` (with the ablation switches) on a c×h×w map; 'stem': a
-    `Stem(in_chans -> c, stride)` on an in_chans×h×w map; 'head': the final BatchNorm, global
-    pooling and the classifier on a c×h×w map. `h`, `w` are the block's input map size; they are
-    not part of `description()` (the store keeps them as the measurement's input H, W).
-    """
-
-    kind: str
-    c: int  # channels (lgl: width; stem: output channels; head: input features)
-    h: int
-    w: int
-    r: int = 1  # sample rate
-    heads: int = 1
-    mlp_hidden: int | None = None  # None: int(4 × c)
-    kernel: int = 5
-    local_agg: str = "conv"
-    global_attn: str = "sparse"
-    sampler: str = "top_left"
-    local_prop: str = "deconv"
-    qkv_bias: bool = True
-    in_chans: int = 3  # stem input channels
-    stride: int = 4  # stem stride
-    num_classes: int = 1000  # head outputs
-
-    def __post_init__(self) -> None:
-        if self.kind not in BLOCK_KINDS:
-            raise ValueError(f"block kind must be one of {BLOCK_KINDS}, got {self.kind!r}")
-        if self.mlp_hidden is None:
-            object.__setattr__(self, "mlp_hidden", int(4 * self.c))
-        for name in ("c", "h", "w", "r", "heads", "mlp_hidden", "kernel", "in_chans", "stride"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BlockSpec.{name} must be an integer ≥ 1, got {value!r}")
-        classes = self.num_classes
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 0:
-            raise ValueError(f"BlockSpec.num_classes must be an integer ≥ 0, got {classes!r}")
-        if self.c % self.heads:
-            raise ValueError(f"BlockSpec: c {self.c} is not a multiple of heads {self.heads}")
-        if self.kernel % 2 == 0:
-            raise ValueError(f"BlockSpec.kernel must be odd, got {self.kernel}")
-        for name, allowed in (("local_agg", LOCAL_AGGS), ("global_attn", GLOBAL_ATTNS),
-                              ("sampler", SAMPLERS), ("local_prop", LOCAL_PROPS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"BlockSpec.{name} must be one of {allowed}, "
-                                 f"got {getattr(self, name)!r}")
-        if self.kind == "stem" and (self.h < self.stride or self.w < self.stride):
-            raise ValueError(f"BlockSpec: a stride-{self.stride} stem needs h, w ≥ {self.stride}")
-
-    def description(self) -> dict[str, Any]:
-        """The fields that change the block, switches it does not use left out, so that equal
-        blocks describe equal (e.g. an r = 1 LGL block has no LocalAgg, sampler or LocalProp)."""
-        if self.kind == "stem":
-            return {"block": "stem", "in_chans": self.in_chans, "c": self.c, "stride": self.stride}
-        if self.kind == "head":
-            return {"block": "head", "c": self.c, "num_classes": self.num_classes}
-        out: dict[str, Any] = {
-            "block": "lgl", "c": self.c, "r": self.r, "heads": self.heads,
-            "mlp_hidden": self.mlp_hidden, "qkv_bias": self.qkv_bias,
-            "global_attn": self.global_attn, "local_agg": "none",
-        }
-        if self.r > 1 and self.local_agg != "none":
-            out.update(local_agg=self.local_agg, kernel=self.kernel)
-        if self.r > 1 and self.global_attn == "sparse":
-            out.update(sampler=self.sampler, local_prop=self.local_prop)
-        return out
-
-    def to_json(self) -> str:
-        """Canonical JSON of `description()` (the store's config JSON, kind 'block')."""
-        return canonical_json(self.description())
-
-    def in_channels(self) -> int:
-        return self.in_chans if self.kind == "stem" else self.c
-
-    def build(self) -> nn.Module:
-        """The block, initialised as in EdgeViT, in eval mode."""
-        if self.kind == "stem":
-            module: nn.Module = Stem(in_chans=self.in_chans, out_chans=self.c, stride=self.stride)
-        elif self.kind == "head":
-            module = HeadBlock(dim=self.c, num_classes=self.num_classes)
-        else:
-            module = LGLBlock(
-                dim=self.c,
-                num_heads=self.heads,
-                mlp_hidden=self.mlp_hidden,
-                rate=self.r,
-                kernel=self.kernel,
-                qkv_bias=self.qkv_bias,
-                local_agg=self.local_agg,
-                global_attn=self.global_attn,
-                sampler=self.sampler,
-                local_prop=self.local_prop,
-            )
-        module.apply(trunc_normal_init)
-        return module.eval()
-
-
-class HeadBlock(nn.Module):
-    """EdgeViT's head as one block: BatchNorm2d, global average pooling, linear classifier."""
-
-    def __init__(self, *, dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm2d(dim)
-        self.head = nn.Linear(dim, num_classes) if num_classes else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(x).mean(dim=(2, 3)))  # (B, C, h, w) -> (B, classes)
-
-
-def model_blocks(config: EdgeViTConfig, img_size: tuple[int, int]) -> list[BlockSpec]:
-    """The blocks of an EdgeViT at an H×W input, in order: per stage its stem and LGL blocks,
-    then the head; a model's latency is roughly the sum of these blocks' latencies."""
-    h, w = img_size
-    blocks: list[BlockSpec] = []
-    in_chans = config.in_chans
-    for i, (c, depth, r) in enumerate(zip(config.widths, config.depths, config.sample_rates)):
-        stride = STAGE_STRIDES[i]
-        blocks.append(BlockSpec(kind="stem", c=c, h=h, w=w, in_chans=in_chans, stride=stride))
-        h, w = h // stride, w // stride
-        lgl = BlockSpec(
-            kind="lgl", c=c, h=h, w=w, r=r, heads=config.num_heads[i],
-            mlp_hidden=config.mlp_hidden[i], kernel=config.local_kernel,
-            local_agg=config.local_agg, global_attn=config.global_attn,
-            sampler=config.sampler, local_prop=config.local_prop, qkv_bias=config.qkv_bias,
-        )
-        blocks.extend([lgl] * depth)
-        in_chans = c
-    blocks.append(BlockSpec(kind="head", c=config.widths[-1], h=h, w=w,
-                            num_classes=config.num_classes))
-    return blocks
-
-
-# ---------------------------------------------------------------------------------------------
 # What is measured
 
 
@@ -331,20 +177,18 @@ def check_img_size(img_size: Sequence[int]) -> tuple[int, int]:
 
 
 def prepare(
-    spec: ModelSpec | BlockSpec, batch_size: int = 1, img_size: Sequence[int] = (224, 224)
+    spec: ModelSpec | BlockAt, batch_size: int = 1, img_size: Sequence[int] = (224, 224)
 ) -> Target:
-    """A preset name, config, BlockSpec (its own h, w; `img_size` unused) or nn.Module, ready to
+    """A preset name, config, `BlockAt` (its own h, w; `img_size` unused) or nn.Module, ready to
     time. Modules carrying an `EdgeViTConfig` as `.config` are described by it; others are not
     described and cannot be stored."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer ≥ 1, got {batch_size!r}")
-    if isinstance(spec, BlockSpec):
-        shape = (batch_size, spec.in_channels(), spec.h, spec.w)
+    if isinstance(spec, BlockAt):
+        shape = (batch_size, spec.in_chans, spec.h, spec.w)
         return Target(spec.build(), shape, spec.to_json(), "block", spec.kind)
     h, w = check_img_size(img_size)
     if isinstance(spec, str):
-        from edgevit.registry import preset_config
-
         spec = preset_config(spec)
     if isinstance(spec, EdgeViTConfig):
         module: nn.Module = EdgeViT(spec)
@@ -354,7 +198,7 @@ def prepare(
         config = getattr(spec, "config", None)
         config = config if isinstance(config, EdgeViTConfig) else None
     else:
-        raise ValueError(f"expected a model name, EdgeViTConfig, BlockSpec or nn.Module, got "
+        raise ValueError(f"expected a model name, EdgeViTConfig, BlockAt or nn.Module, got "
                          f"{type(spec).__name__}")
     in_chans = config.in_chans if config is not None else 3
     label = config.name if config is not None else type(module).__name__
@@ -365,145 +209,6 @@ def prepare(
         "model",
         label,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# ONNX
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """torch's intra-op threads set to `threads` inside, restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Exporter chatter (deprecation and tracer warnings, progress prints) kept off stdout."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
-
-
-def _export_default(module: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
-    torch.onnx.export(module, (example,), str(path), dynamo=True, external_data=False,
-                      opset_version=opset, input_names=["input"], output_names=["output"],
-                      verbose=False)
-
-
-def _export_torchscript_static(
-    module: nn.Module, example: torch.Tensor, path: Path, opset: int
-) -> None:
-    # torch.export bakes every shape in as a constant. Tracing EdgeViT directly records its
-    # shape arithmetic instead, and ONNX's integer Div truncates where Python's // floors, so
-    # `padded_size` pads wrongly on maps that are not multiples of r (LSA windows, odd sizes).
-    static = torch.export.export(module, (example,)).module()
-    torch.onnx.export(static, (example,), str(path), dynamo=False, opset_version=opset,
-                      input_names=["input"], output_names=["output"],
-                      training=torch.onnx.TrainingMode.PRESERVE)
-
-
-def _export_torchscript(module: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
-    torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
-                      input_names=["input"], output_names=["output"])
-
-
-EXPORTERS: dict[str, Callable[[nn.Module, torch.Tensor, Path, int], None]] = {
-    "torch.onnx (default)": _export_default,
-    "torchscript (torch.export static shapes)": _export_torchscript_static,
-    "torchscript": _export_torchscript,
-}
-
-
-def ort_session(path: str | os.PathLike[str], threads: int = 1, *, spinning: bool = False
-                ) -> onnxruntime.InferenceSession:
-    """A CPU session: `threads` intra-op threads, one inter-op thread.
-
-    Without `spinning` (the default here) idle worker threads sleep at once; ONNX Runtime's own
-    default lets them spin, which is faster for the session itself but slows whatever else runs
-    on the cores meanwhile (here: torch runs timed interleaved with it, at half speed).
-    """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    spin = "1" if spinning else "0"
-    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    if spinning:  # spin inside a run only: workers sleep as soon as Run() returns
-        so.add_session_config_entry("session.force_spinning_stop", "1")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def onnx_rel_error(module: nn.Module, path: str | os.PathLike[str], example: torch.Tensor) -> float:
-    """max |onnxruntime - torch| / max |torch| on `example` (float32, eval mode)."""
-    with torch.inference_mode(), torch_threads(1):
-        ref = module(example).numpy()
-    session = ort_session(path)
-    out = session.run(None, {session.get_inputs()[0].name: example.numpy()})[0]
-    if out.shape != ref.shape:
-        raise OnnxExportError(f"ONNX output shape {out.shape} differs from torch's {ref.shape}")
-    scale = float(np.abs(ref).max())
-    diff = float(np.abs(out.astype(np.float64) - ref).max())
-    if not math.isfinite(diff):
-        return math.inf
-    return diff / scale if scale > 0 else (0.0 if diff == 0 else math.inf)
-
-
-def export_onnx(
-    module: nn.Module, example: torch.Tensor, path: str | os.PathLike[str], opset: int = ONNX_OPSET
-) -> str:
-    """Export `module` for input `example` to `path` and check onnxruntime against torch.
-
-    Tries the exporters of `EXPORTERS` in order and returns the name of the first whose file
-    onnxruntime runs with max |diff| ≤ 1e-4 × max |torch output|; raises `OnnxExportError`
-    listing every exporter's problem otherwise. Exports run on one torch thread: graph capture
-    gains nothing from more, and idle OpenMP threads spinning on a busy machine cost plenty.
-    """
-    path = Path(path)
-    module = module.eval()
-    problems = []
-    for name, export in EXPORTERS.items():
-        try:
-            with _quiet(), torch_threads(1):
-                export(module, example, path, opset)
-        except Exception as err:  # noqa: BLE001 - the next exporter may work; all are reported
-            problems.append(f"{name}: export failed: {_first_line(err)}")
-            continue
-        try:
-            error = onnx_rel_error(module, path, example)
-        except Exception as err:  # noqa: BLE001 - onnxruntime cannot load or run the file
-            problems.append(f"{name}: onnxruntime failed: {_first_line(err)}")
-            continue
-        if error <= ONNX_REL_TOL:
-            return name
-        problems.append(f"{name}: max |onnx - torch| = {error:.3g} × max |torch| > {ONNX_REL_TOL}")
-    path.unlink(missing_ok=True)
-    raise OnnxExportError("no ONNX export matches torch: " + "; ".join(problems))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
-
-
-def onnx_opset(path: str | os.PathLike[str]) -> int:
-    """The default-domain opset an ONNX file was written for."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
-            return int(entry.version)
-    raise ValueError(f"{path}: no default-domain opset")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,8 +266,7 @@ def _runner(target: Target, backend: str, threads: int, protocol: Protocol,
 def _check_backend_threads(backend: str, threads: int) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
+    check_threads(threads)
 
 
 def _measure(targets: Sequence[Target], backend: str, threads: int,
@@ -605,7 +309,7 @@ def _measure(targets: Sequence[Target], backend: str, threads: int,
 
 
 def measure(
-    model: ModelSpec | BlockSpec,
+    model: ModelSpec | BlockAt,
     *,
     backend: str = "torch",
     threads: int = 1,
@@ -619,8 +323,8 @@ def measure(
 
 
 def measure_relative(
-    model: ModelSpec | BlockSpec,
-    reference_model: ModelSpec | BlockSpec = DEFAULT_REFERENCE,
+    model: ModelSpec | BlockAt,
+    reference_model: ModelSpec | BlockAt = REFERENCE_MODEL,
     *,
     backend: str = "torch",
     threads: int = 1,
@@ -636,41 +340,6 @@ def measure_relative(
     return _measure(targets, backend, threads, protocol)
 
 
-def measure_block(
-    kind: str = "lgl",
-    *,
-    c: int,
-    h: int,
-    w: int,
-    r: int = 1,
-    heads: int = 1,
-    mlp_hidden: int | None = None,
-    kernel: int = 5,
-    local_agg: str = "conv",
-    global_attn: str = "sparse",
-    sampler: str = "top_left",
-    local_prop: str = "deconv",
-    qkv_bias: bool = True,
-    in_chans: int = 3,
-    stride: int = 4,
-    num_classes: int = 1000,
-    backend: str = "torch",
-    threads: int = 1,
-    batch_size: int = 1,
-    protocol: Protocol = Protocol(),
-) -> LatencyResult:
-    """One block in isolation on a (batch_size, C, h, w) input map; the fields are `BlockSpec`'s
-    (kind 'lgl' with the ablation switches, 'stem' or 'head'). The result's config is the
-    block's description (kind 'block'), its img_size the input map's (h, w)."""
-    spec = BlockSpec(
-        kind=kind, c=c, h=h, w=w, r=r, heads=heads, mlp_hidden=mlp_hidden, kernel=kernel,
-        local_agg=local_agg, global_attn=global_attn, sampler=sampler, local_prop=local_prop,
-        qkv_bias=qkv_bias, in_chans=in_chans, stride=stride, num_classes=num_classes,
-    )
-    return measure(spec, backend=backend, threads=threads, batch_size=batch_size,
-                   protocol=protocol)
-
-
 # ---------------------------------------------------------------------------------------------
 # Storing and sweeping
 
@@ -683,7 +352,7 @@ def store_result(store: MeasurementStore, result: LatencyResult,
     """
     if result.config_json is None:
         raise ValueError(f"{result.label}: an nn.Module without an EdgeViTConfig `.config` has no "
-                         "description to store; measure a config, name or BlockSpec instead")
+                         "description to store; measure a config, name or BlockAt instead")
     with store.transaction():
         if device_id is None:
             device_id = store.add_device()
@@ -705,13 +374,13 @@ def store_result(store: MeasurementStore, result: LatencyResult,
 
 
 def measure_many(
-    items: Iterable[ModelSpec | BlockSpec],
+    items: Iterable[ModelSpec | BlockAt],
     *,
     backend: str = "torch",
     threads: int = 1,
     batch_size: int = 1,
     img_size: Sequence[int] = (224, 224),
-    reference: ModelSpec | BlockSpec | None = None,
+    reference: ModelSpec | BlockAt | None = None,
     store: MeasurementStore | None = None,
     protocol: Protocol = Protocol(),
     progress: bool = True,
@@ -736,28 +405,3 @@ def measure_many(
             store_result(store, result, device_id)
         results.append(result)
     return results
-
-
-__all__ = [
-    "BACKENDS",
-    "DEFAULT_REFERENCE",
-    "BlockSpec",
-    "LatencyResult",
-    "OnnxExportError",
-    "Protocol",
-    "export_onnx",
-    "measure",
-    "measure_block",
-    "measure_many",
-    "measure_relative",
-    "model_blocks",
-    "onnx_opset",
-    "onnx_rel_error",
-    "ort_session",
-    "prepare",
-    "store_result",
-    "summarize",
-    "time_interleaved",
-    "torch_threads",
-    "check_img_size",
-]

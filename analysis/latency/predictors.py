@@ -8,7 +8,9 @@
                   process (scikit-learn) on the log residuals, calibrated on a small set of
                   whole-model measurements of the target device
 
-All predict `latency_ms` of batch-1 inference for configs at one input size. Measurements are
+All predict `latency_ms` of batch-1 inference for configs at one input size, either for a list
+of configs (`predict`) or for a column-wise `ConfigBatch` (`predict_batch`, vectorised: the
+whole enumerated space in seconds). Measurements are
 a pandas DataFrame with columns `config_json`, `input_h`, `input_w`, `latency_ms` (and, for
 the table, `block_json` rows of block measurements).
 """
@@ -28,12 +30,19 @@ from scipy.optimize import nnls
 from scipy.stats import kendalltau
 from sklearn.exceptions import ConvergenceWarning
 
+from analysis.cost import (
+    FEATURE_NAMES,
+    ConfigBatch,
+    feature_matrix,
+    macs_params,
+    split_by_shared_fields,
+)
 from edgevit.config import EdgeViTConfig
 
-from analysis.cost.features import FEATURE_NAMES, config_features
-from analysis.cost.ops import model_cost
+from .blocks import BlockAt, head_block, model_blocks, stage_blocks
 
 FORMAT_VERSION = 1
+CHUNK = 200_000  # configs per vectorised evaluation (bounds the memory of a batch)
 
 
 def _configs_of(frame: pd.DataFrame) -> list[EdgeViTConfig]:
@@ -61,7 +70,8 @@ def _single_size(frame: pd.DataFrame) -> tuple[int, int]:
 
 
 class LatencyPredictor:
-    """Interface: `fit(measurements)`, `predict(configs) -> latency_ms`, `save` / `load`."""
+    """Interface: `fit(measurements)`, `predict_batch(batch)` / `predict(configs)` ->
+    latency_ms, `save` / `load`. Subclasses implement `predict_batch`."""
 
     kind: ClassVar[str] = ""
     _registry: ClassVar[dict[str, type[LatencyPredictor]]] = {}
@@ -78,7 +88,23 @@ class LatencyPredictor:
     def fit(self, measurements: pd.DataFrame) -> LatencyPredictor:
         raise NotImplementedError
 
+    def predict_batch(self, batch: ConfigBatch) -> np.ndarray:
+        """latency_ms of every config of `batch`, shape (N,), in chunks of `CHUNK` configs."""
+        out = np.empty(len(batch))
+        for start in range(0, len(batch), CHUNK):
+            part = slice(start, start + CHUNK)
+            out[part] = self.predict_chunk(batch[part])
+        return out
+
     def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        """latency_ms of each config, in order, shape (N,)."""
+        out = np.empty(len(configs))
+        for rows, batch in split_by_shared_fields(list(configs)):
+            out[rows] = self.predict_batch(batch)
+        return out
+
+    def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
+        """`predict_batch` on at most `CHUNK` configs: what each predictor implements."""
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:
@@ -126,22 +152,22 @@ class MacsLinear(LatencyPredictor):
     def fit(self, measurements: pd.DataFrame) -> MacsLinear:
         _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms"))
         self.img_size = _single_size(measurements)
-        gmacs = np.array([model_cost(cfg, self.img_size).macs / 1e9
-                          for cfg in _configs_of(measurements)])
+        gmacs = self.predict_gmacs(_configs_of(measurements))
         latency = measurements["latency_ms"].to_numpy(dtype=np.float64)
         design = np.stack([gmacs, np.ones_like(gmacs)], axis=1)
         (self.slope_ms_per_gmac, self.intercept_ms), *_ = np.linalg.lstsq(design, latency,
                                                                           rcond=None)
         return self
 
-    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
-        gmacs = np.array([model_cost(cfg, self.img_size).macs / 1e9 for cfg in configs])
-        return self.slope_ms_per_gmac * gmacs + self.intercept_ms
+    def predict_gmacs(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        out = np.empty(len(configs))
+        for rows, batch in split_by_shared_fields(list(configs)):
+            out[rows] = macs_params(batch, self.img_size)[0] / 1e9
+        return out
 
-    def predict_macs(self, macs: np.ndarray) -> np.ndarray:
-        """Vectorised over exact MAC counts (for the enumerated space)."""
-        return self.slope_ms_per_gmac * np.asarray(macs, dtype=np.float64) / 1e9 \
-            + self.intercept_ms
+    def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
+        gmacs = macs_params(batch, self.img_size)[0] / 1e9
+        return self.slope_ms_per_gmac * gmacs + self.intercept_ms
 
     def state(self) -> dict[str, Any]:
         return {"slope_ms_per_gmac": float(self.slope_ms_per_gmac),
@@ -194,7 +220,7 @@ class FeatureModel(LatencyPredictor):
     def fit(self, measurements: pd.DataFrame) -> FeatureModel:
         _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms"))
         self.img_size = _single_size(measurements)
-        features = config_features(_configs_of(measurements), self.img_size)
+        features = self.features_of(_configs_of(measurements))
         latency = measurements["latency_ms"].to_numpy(dtype=np.float64)
         scale = features.max(axis=0)
         scale[scale == 0] = 1.0
@@ -220,12 +246,16 @@ class FeatureModel(LatencyPredictor):
             self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
         return self._gp.predict(self._gp_inputs(features))
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """latency_ms from a feature matrix (N, F) (vectorised over the enumerated space)."""
-        return self._base(features) * np.exp(self._correction(features))
+    def features_of(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
+        """Feature matrix (N, F) of configs at the predictor's input size."""
+        out = np.zeros((len(configs), len(FEATURE_NAMES)))
+        for rows, batch in split_by_shared_fields(list(configs)):
+            out[rows] = feature_matrix(batch, self.img_size)
+        return out
 
-    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
-        return self.predict_features(config_features(list(configs), self.img_size))
+    def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
+        features = feature_matrix(batch, self.img_size)
+        return self._base(features) * np.exp(self._correction(features))
 
     def state(self) -> dict[str, Any]:
         return {"features": list(FEATURE_NAMES), "theta": self.theta.tolist(),
@@ -266,21 +296,45 @@ class BlockTable(LatencyPredictor):
         self.offset_ms = 0.0
 
     def blocks_of(self, config: EdgeViTConfig) -> list[str]:
-        from analysis.latency.measure import model_blocks
-
         return [_block_key(block.to_json(), block.h, block.w)
                 for block in model_blocks(config, self.img_size)]
 
-    def block_sum_ms(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
-        sums = []
-        for config in configs:
-            keys = self.blocks_of(config)
-            missing = sorted({key for key in keys if key not in self.table_ms})
-            if missing:
-                raise ValueError(f"block table lacks {len(missing)} block(s) of {config.name}: "
-                                 f"{missing[:3]}")
-            sums.append(sum(self.table_ms[key] for key in keys))
-        return np.asarray(sums)
+    def config_sum_ms(self, config: EdgeViTConfig) -> float:
+        """Σ of the measured latencies of `config`'s blocks; ValueError naming missing ones."""
+        keys = self.blocks_of(config)
+        missing = sorted({key for key in keys if key not in self.table_ms})
+        if missing:
+            raise ValueError(f"block table lacks {len(missing)} block(s) of {config.name}: "
+                             f"{missing[:3]}")
+        return sum(self.table_ms[key] for key in keys)
+
+    def block_sum_ms(self, batch: ConfigBatch) -> np.ndarray:
+        """Σ of the blocks of every config of `batch`, vectorised: per stage, each distinct
+        setting of the columns that shape its stem and block is looked up once."""
+        total = np.zeros(len(batch))
+        previous_width = np.full(len(batch), batch.base.in_chans)
+        for i in range(4):
+            setting = np.stack([previous_width, batch.widths[:, i], batch.head_dim,
+                                batch.mlp_ratio, batch.sample_rates[:, i], batch.local_kernel], 1)
+            _, first, inverse = np.unique(setting, axis=0, return_index=True,
+                                          return_inverse=True)
+            stem_ms, block_ms = np.array([
+                [self._lookup(block) for block in stage_blocks(batch.config(row),
+                                                               self.img_size, i)]
+                for row in first]).T
+            inverse = inverse.reshape(-1)
+            total += stem_ms[inverse] + batch.depths[:, i] * block_ms[inverse]
+            previous_width = batch.widths[:, i]
+        _, first, inverse = np.unique(batch.widths[:, 3], return_index=True, return_inverse=True)
+        head_ms = np.array([self._lookup(head_block(batch.config(row), self.img_size))
+                            for row in first])
+        return total + head_ms[inverse.reshape(-1)]
+
+    def _lookup(self, block: BlockAt) -> float:
+        key = _block_key(block.to_json(), block.h, block.w)
+        if key not in self.table_ms:
+            raise ValueError(f"block table lacks the block {key}")
+        return self.table_ms[key]
 
     def fit(self, measurements: pd.DataFrame) -> BlockTable:
         _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms",
@@ -296,15 +350,15 @@ class BlockTable(LatencyPredictor):
         self.table_ms = {key: float(np.median(values)) for key, values in grouped.items()}
         if len(models):
             self.img_size = _single_size(models)
-            sums = self.block_sum_ms(_configs_of(models))
+            sums = np.array([self.config_sum_ms(config) for config in _configs_of(models)])
             latency = models["latency_ms"].to_numpy(dtype=np.float64)
             design = np.stack([sums, np.ones_like(sums)], axis=1) / latency[:, None]
             (self.scale, self.offset_ms), *_ = np.linalg.lstsq(design, np.ones(len(latency)),
                                                                rcond=None)
         return self
 
-    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
-        return self.scale * self.block_sum_ms(configs) + self.offset_ms
+    def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
+        return self.scale * self.block_sum_ms(batch) + self.offset_ms
 
     def state(self) -> dict[str, Any]:
         return {"table_ms": self.table_ms, "scale": float(self.scale),

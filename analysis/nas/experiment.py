@@ -165,6 +165,13 @@ def tuner_crashed(log_text: str) -> bool:
 def run_search(settings: SearchSettings) -> tuple[str, Path]:
     """Run one experiment on the local training service to its end; return (experiment id,
     experiments dir). Raises ExperimentError as `run_experiment` does."""
+    return run_experiment(experiment_config(settings), settings.port,
+                          timeout_s=settings.timeout_s, label=settings.tuner)
+
+
+def experiment_config(settings: SearchSettings) -> ExperimentConfig:
+    """NNI's ExperimentConfig for `settings` on the local training service (what `run_search`
+    starts; `run_with_nnictl` runs it through `nnictl create`)."""
     from nni.experiment import ExperimentConfig
 
     from analysis.cost import SPACE_JSON
@@ -189,8 +196,7 @@ def run_search(settings: SearchSettings) -> tuple[str, Path]:
         config.max_trial_duration = f"{math.ceil(settings.trial_timeout_s) + 60}s"
     config.tuner = tuner_algorithm_config(settings)
     config.training_service.use_active_gpu = False
-    return run_experiment(config, settings.port, timeout_s=settings.timeout_s,
-                          label=settings.tuner)
+    return config
 
 
 def experiment_processes(experiment_id: str, experiments_dir: Path) -> list[psutil.Process]:

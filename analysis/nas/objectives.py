@@ -109,26 +109,34 @@ def tchebycheff_reward(accuracy: float, latency_ms: float, *, weights: tuple[flo
 def objective_ranges(method: str, predict_ms: Callable[[list[EdgeViTConfig]], np.ndarray],
                      margin: float = 0.1) -> tuple[tuple[float, float], tuple[float, float]]:
     """(accuracy range, latency range in ms) stated for `tchebycheff_reward`: the extremes of
-    the space's cheapest and dearest configs and the presets, widened by `margin` of the span.
-    Values outside still score correctly (the reward is monotone everywhere)."""
-    from analysis.cost import DEFAULT_SPACE
+    the space's cheapest and dearest configs and the presets, widened by `margin` of the span
+    (by `margin` of the value where only one config could be scored: a predictor that prices
+    few configs). Values outside still score correctly (the reward is monotone everywhere)."""
+    from analysis.cost.search_space import DEFAULT_SPACE
     from edgevit import PRESETS
 
     choices = DEFAULT_SPACE.choices()
     corners = [DEFAULT_SPACE.decode({name: pick(values) for name, values in choices.items()})
                for pick in (min, max)]
-    configs = corners + list(PRESETS.values())
     objective = accuracy_objective(method)
-    accuracy = np.array([objective.evaluate(config) for config in configs], dtype=float)
-    latency = np.asarray(predict_ms(configs), dtype=float)
-    if not (np.isfinite(accuracy).all() and np.isfinite(latency).all()):
-        raise ValueError(f"objective ranges: {method} or the predictor gave a non-finite value")
+    scored = []
+    for config in corners + list(PRESETS.values()):
+        try:
+            point = (float(objective.evaluate(config)), float(predict_ms([config])[0]))
+        except ValueError:  # e.g. a block table that lacks this config's blocks
+            continue
+        if all(math.isfinite(v) for v in point):
+            scored.append(point)
+    if not scored:
+        raise ValueError(f"objective ranges: neither {method} nor the predictor could score "
+                         "any of the space's corner configs or the presets")
+    values = np.array(scored)
 
-    def widened(values: np.ndarray) -> tuple[float, float]:
-        span = max(float(values.max() - values.min()), 1e-9 * max(1.0, abs(values).max()))
-        return float(values.min() - margin * span), float(values.max() + margin * span)
+    def widened(column: np.ndarray) -> tuple[float, float]:
+        span = float(column.max() - column.min()) or max(abs(float(column[0])), 1.0)
+        return float(column.min() - margin * span), float(column.max() + margin * span)
 
-    return widened(accuracy), widened(latency)
+    return widened(values[:, 0]), widened(values[:, 1])
 
 
 def draw_tchebycheff_weights(seed: int) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.cost import DEFAULT_SPACE, SPACE_JSON
 from analysis.nas.objectives import draw_tchebycheff_weights, tchebycheff_reward
 from analysis.nas.pareto import hypervolume_curve
 from analysis.nas.report import SENSES, ExhaustiveFront, reference_point
@@ -37,8 +38,6 @@ OPTUNA_SAMPLERS = tuple(OPTUNA_ENCODINGS)
 class SpaceObjectives:
     """Objective values of every enumerated config, looked up by NNI parameters."""
 
-    names: list[str]
-    choices: list[tuple]
     accuracy: np.ndarray
     latency_ms: np.ndarray
     admissible: np.ndarray  # within the MACs budget
@@ -46,23 +45,12 @@ class SpaceObjectives:
     @classmethod
     def from_exhaustive(cls, exhaustive: ExhaustiveFront,
                         macs_budget: float | None = None) -> SpaceObjectives:
-        from analysis.cost.search_space import DEFAULT_SPACE
-
-        choices = DEFAULT_SPACE.choices()
         admissible = (np.ones(len(exhaustive.macs), dtype=bool) if macs_budget is None
                       else exhaustive.macs <= macs_budget)
-        return cls(list(choices), [tuple(v) for v in choices.values()], exhaustive.accuracy,
-                   exhaustive.latency_ms, admissible)
-
-    def index(self, params: dict[str, Any]) -> int:
-        """Row of `params` in the enumeration (mixed radix, last parameter fastest)."""
-        row = 0
-        for name, values in zip(self.names, self.choices):
-            row = row * len(values) + values.index(params[name])
-        return row
+        return cls(exhaustive.accuracy, exhaustive.latency_ms, admissible)
 
     def __call__(self, params: dict[str, Any]) -> tuple[float, float, bool]:
-        row = self.index(params)
+        row = DEFAULT_SPACE.row(params)
         return float(self.accuracy[row]), float(self.latency_ms[row]), bool(self.admissible[row])
 
     @property
@@ -96,9 +84,6 @@ def run_nni(name: str, objectives: SpaceObjectives, trials: int, *, restarts: in
     import logging
 
     logging.getLogger("nni").setLevel(logging.WARNING)  # TPE logs every duplicate it redraws
-
-    from analysis.cost.search_space import SPACE_JSON
-
     space = json.loads(SPACE_JSON.read_text())
     acc_range, lat_range = objectives.ranges
     points = []
@@ -118,7 +103,7 @@ def run_nni(name: str, objectives: SpaceObjectives, trials: int, *, restarts: in
     return np.asarray(points)
 
 
-def suggest_params(trial: Any, objectives: SpaceObjectives, encoding: str) -> dict[str, Any]:
+def suggest_params(trial: Any, encoding: str) -> dict[str, Any]:
     """NNI parameters for one optuna trial (an `optuna.Trial`).
 
     "categorical": each parameter is `suggest_categorical` over its choices. "ordinal": each is
@@ -128,10 +113,10 @@ def suggest_params(trial: Any, objectives: SpaceObjectives, encoding: str) -> di
     """
     if encoding == "categorical":
         return {name: trial.suggest_categorical(name, list(values))
-                for name, values in zip(objectives.names, objectives.choices)}
+                for name, values in DEFAULT_SPACE.choices().items()}
     if encoding == "ordinal":
         params = {}
-        for name, values in zip(objectives.names, objectives.choices):
+        for name, values in DEFAULT_SPACE.choices().items():
             ordered = sorted(values)
             params[name] = ordered[trial.suggest_int(name, 0, len(ordered) - 1)]
         return params
@@ -163,7 +148,7 @@ def run_optuna(name: str, objectives: SpaceObjectives, trials: int, *, seed: int
     points: list[tuple[float, float]] = []
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
-        params = suggest_params(trial, objectives, OPTUNA_ENCODINGS[name])
+        params = suggest_params(trial, OPTUNA_ENCODINGS[name])
         accuracy, latency, ok = objectives(params)
         points.append((accuracy, latency) if ok else (np.nan, np.nan))
         return (accuracy, latency) if ok else worst

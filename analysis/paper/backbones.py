@@ -34,12 +34,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from analysis.latency.device_exchange import (  # the latency CSV's checks, shared so both imports validate alike
+from analysis.latency import (  # the latency CSV's checks, shared so both imports validate alike
+    Protocol,
+    measure_relative,
     open_measurement_csv,
     parse_csv_row,
 )
-from analysis.latency.measure import Protocol, measure_relative, torch_threads
 from analysis.paper.tables import PaperTable, efficiency_pct_per_mj, load_paper_tables
+from analysis.runtime import torch_threads
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 MEASURED_JSON = Path(__file__).resolve().parent / "data" / "backbones_measured.json"
@@ -326,7 +328,7 @@ def load_measured(path: str | os.PathLike[str] = MEASURED_JSON) -> dict[str, Any
 
 def results_header(threads: int, protocol: Protocol) -> dict[str, Any]:
     """Provenance for a results file: when, where, with what."""
-    from analysis.latency.store import device_fingerprint
+    from analysis.latency import device_fingerprint
 
     return dict(created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 torch=torch.__version__, threads=threads, protocol=asdict(protocol),
@@ -336,9 +338,8 @@ def results_header(threads: int, protocol: Protocol) -> dict[str, Any]:
 def _backbone_ids() -> dict[str, str]:
     """config_id accepted in an energy CSV -> backbone label: the timm name, and for ours also
     the sha256 of the preset's config (the id `export_onnx_bundle` gives it)."""
+    from analysis.latency import sha256_hex
     from edgevit.registry import preset_config
-
-    from analysis.latency.store import sha256_hex
 
     ids = {}
     for label, spec in BACKBONES.items():

@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from analysis.nas.pareto import non_dominated
 from edgevit.config import EdgeViTConfig
 
-from analysis.nas.pareto import non_dominated
-
 if TYPE_CHECKING:
-    from analysis.latency.measure import LatencyResult
+    from analysis.latency import LatencyResult
 
 PAPER_TABLES_JSON = Path(__file__).resolve().parent / "data" / "paper_tables.json"
 TASKS = ("detection", "segmentation")
@@ -233,7 +232,8 @@ def section_a_by_stage(config: EdgeViTConfig,
     but the release's r = 1 block has no LocalAgg and no LocalProp (exact la = lp = 0) and its
     attention is full attention. `stage_macs` is the exact stage (stem and every block op).
     """
-    from analysis.cost.ops import model_cost, stage_sizes
+    from analysis.cost import model_cost
+    from edgevit.config import stage_sizes
 
     cost = model_cost(config, img_size)
     stage_macs = cost.by_stage()
@@ -277,9 +277,8 @@ ABLATION_LABELS: dict[str, tuple[str, str]] = {
 
 def ablation_costs(img_size: tuple[int, int] = (224, 224)) -> list[dict[str, Any]]:
     """Every ablation (classifier included, as the paper's ~0.5 GFLOPs): exact MACs, params."""
+    from analysis.cost import model_cost
     from edgevit import ABLATIONS
-
-    from analysis.cost.ops import model_cost
 
     if set(ABLATIONS) != set(ABLATION_LABELS):
         odd = set(ABLATIONS) ^ set(ABLATION_LABELS)

@@ -12,6 +12,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.accuracy.datasets import (
+    DatasetError,
+    first_per_class,
+    load_digits_dataset,
+    load_image_folder,
+    stratified_split,
+)
 from analysis.accuracy.methods import (
     STUDY_JSON,
     AccuracyEvaluator,
@@ -21,13 +28,6 @@ from analysis.accuracy.methods import (
     proxy_scores,
     study_arrays,
 )
-from analysis.accuracy.datasets import (
-    DatasetError,
-    first_per_class,
-    load_digits_dataset,
-    load_image_folder,
-    stratified_split,
-)
 from analysis.accuracy.proxies import PROXIES
 from analysis.accuracy.rank_stats import (
     average_ranks,
@@ -36,9 +36,9 @@ from analysis.accuracy.rank_stats import (
     kendall_tau,
     spearman_rho,
 )
-from analysis.cost.ops import model_cost
 from analysis.accuracy.training import TrainRecipe, build_model, train_and_evaluate
 from analysis.cli import main
+from analysis.cost import model_cost
 from edgevit.config import PRESETS, EdgeViTConfig
 
 # A network small enough to train in seconds: 4 stages of one block, 16..64 channels.

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from edgevit import PRESETS
 from analysis.cli import main
+from edgevit import PRESETS
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -74,8 +74,7 @@ def test_console_script_info(name: str, params: int) -> None:
 def test_a_failed_experiment_is_one_clear_line(tmp_path, capsys, monkeypatch, command) -> None:
     """search, demo and resume all end a failed NNI run with its first line and exit 2."""
     import analysis.nas.experiment
-    from analysis.latency.predictors import MacsLinear
-    from analysis.latency.store import canonical_json, device_fingerprint, sha256_hex
+    from analysis.latency import MacsLinear, canonical_json, device_fingerprint, sha256_hex
 
     def fail(*args, **kwargs):
         raise analysis.nas.experiment.ExperimentError("experiment abc123 FAILED: tuner crashed\n"

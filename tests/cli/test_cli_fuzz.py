@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from edgevit import PRESETS, EdgeViTConfig
 from analysis.cli import main
+from edgevit import PRESETS, EdgeViTConfig
 from edgevit.registry import list_models
 
 REGISTERED = frozenset(list_models())

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from torch.utils.flop_counter import FlopCounterMode
 
 import edgevit
+from analysis.cost import model_cost
 from analysis.cost import ops as symbolic
-from analysis.cost.ops import model_cost
 from edgevit import EdgeViT
 
 
@@ -94,14 +94,10 @@ def test_block_formulas_by_hand() -> None:
 def test_qkv_without_bias_counted_in_every_path(ablation: str) -> None:
     """qkv_bias=False drops the q/k/v biases (LSA, sparse attention and SRA's q and kv) from
     the parameters, in model_cost and in the vectorised counts alike."""
-    from analysis.cost.batched import macs_params
+    from analysis.cost import ConfigBatch, macs_params
 
     config = edgevit.preset_config(ablation).replace(qkv_bias=False)
     model = EdgeViT(config)
     assert model_cost(config).params == model.num_params()
-    _, params = macs_params([config.widths], [config.depths], [config.sample_rates],
-                            config.head_dim, config.mlp_ratio, config.local_kernel,
-                            sampler=config.sampler, local_prop=config.local_prop,
-                            local_agg=config.local_agg, global_attn=config.global_attn,
-                            qkv_bias=False)
+    _, params = macs_params(ConfigBatch.of([config]))
     assert params[0] == model.num_params() < EdgeViT(config.replace(qkv_bias=True)).num_params()

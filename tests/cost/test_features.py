@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import edgevit
-from analysis.cost.features import FEATURE_NAMES, config_features
-from analysis.cost.ops import model_cost
+from analysis.cost import FEATURE_NAMES, config_features, model_cost
 
 
 def test_features_partition_macs_and_count_ops() -> None:

@@ -7,9 +7,8 @@ import pytest
 import sympy as sp
 
 import edgevit
-from analysis.cost import lgl_theory
+from analysis.cost import ConfigBatch, lgl_theory, macs_params
 from analysis.cost.ops import c, h, k, model_cost, r, w
-from analysis.cost.batched import macs_params
 
 
 def test_big_o_terms_against_exact() -> None:
@@ -64,13 +63,16 @@ def test_vectorized_equals_per_config(img_size) -> None:
     depths = rng.integers(1, 6, (count, 4))
     rates = rng.integers(1, 6, (count, 4))
     mlp_ratio = rng.choice([2.0, 3.5, 4.0], count)
-    macs, params = macs_params(widths, depths, rates, head_dim, mlp_ratio, img_size=img_size)
+    batch = ConfigBatch(widths=widths, depths=depths, sample_rates=rates, head_dim=head_dim,
+                        mlp_ratio=mlp_ratio, local_kernel=5, base=edgevit.PRESETS["edgevit_xxs"])
+    macs, params = macs_params(batch, img_size)
     for i in range(count):
         config = edgevit.EdgeViTConfig(
             widths=tuple(map(int, widths[i])), depths=tuple(map(int, depths[i])),
             sample_rates=tuple(map(int, rates[i])), head_dim=int(head_dim[i]),
             mlp_ratio=float(mlp_ratio[i]),
         )
+        assert batch.config(i).to_json() == config.to_json()
         cost = model_cost(config, img_size)
         assert (cost.macs, cost.params) == (macs[i], params[i])
 
@@ -78,16 +80,16 @@ def test_vectorized_equals_per_config(img_size) -> None:
 @pytest.mark.parametrize("name", edgevit.list_models())
 def test_vectorized_named_models(name: str) -> None:
     config = edgevit.preset_config(name)
-    macs, params = macs_params(
-        [config.widths], [config.depths], [config.sample_rates], config.head_dim,
-        config.mlp_ratio, config.local_kernel, sampler=config.sampler,
-        local_prop=config.local_prop, local_agg=config.local_agg,
-        global_attn=config.global_attn,
-    )
+    macs, params = macs_params(ConfigBatch.of([config]))
     cost = model_cost(config)
     assert (macs[0], params[0]) == (cost.macs, cost.params)
 
 
 def test_vectorized_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
-        macs_params([[16, 16, 16]], [[1, 1, 1]], [[1, 1, 1]], 16)
+        ConfigBatch(widths=[[16, 16, 16]], depths=[[1, 1, 1]], sample_rates=[[1, 1, 1]],
+                    head_dim=16, mlp_ratio=4.0, local_kernel=5,
+                    base=edgevit.PRESETS["edgevit_xxs"])
+    xxs = edgevit.PRESETS["edgevit_xxs"]
+    with pytest.raises(ValueError, match="shared field"):
+        ConfigBatch.of([xxs, xxs.replace(sampler="max")])

@@ -7,31 +7,30 @@ import json
 import numpy as np
 import pytest
 
-import edgevit
 import analysis.cost.search_space
-from analysis.cost.batched import macs_params
-from analysis.cost.search_space import DEFAULT_SPACE, SPACE_JSON
+import edgevit
+from analysis.cost import DEFAULT_SPACE, SPACE_JSON, macs_params
 
 
 @pytest.mark.parametrize("name", ["edgevit_xxs", "edgevit_xs", "edgevit_s"])
 def test_presets_are_points_of_the_space(name: str) -> None:
     config = edgevit.preset_config(name)
-    decoded = analysis.cost.search_space.decode(DEFAULT_SPACE.encode(config))
+    decoded = DEFAULT_SPACE.decode(DEFAULT_SPACE.encode(config))
     assert decoded.identity_dict() == config.identity_dict()
 
 
 def test_decode_rejects_unknown_missing_and_foreign_values() -> None:
     params = DEFAULT_SPACE.encode(edgevit.preset_config("edgevit_xxs"))
     with pytest.raises(ValueError, match="unknown .*'depth_9'"):
-        analysis.cost.search_space.decode(dict(params, depth_9=1))
+        DEFAULT_SPACE.decode(dict(params, depth_9=1))
     partial = dict(params)
     del partial["rate_0"]
     with pytest.raises(ValueError, match="missing .*'rate_0'"):
-        analysis.cost.search_space.decode(partial)
+        DEFAULT_SPACE.decode(partial)
     with pytest.raises(ValueError, match="rate_0=3 is not one of"):
-        analysis.cost.search_space.decode(dict(params, rate_0=3))
+        DEFAULT_SPACE.decode(dict(params, rate_0=3))
     with pytest.raises(ValueError, match="must be a dict"):
-        analysis.cost.search_space.decode(["head_dim"])
+        DEFAULT_SPACE.decode(["head_dim"])
 
 
 def test_rates_divide_the_stage_maps() -> None:
@@ -47,18 +46,16 @@ def test_checked_in_nni_file_is_fresh() -> None:
 
 def test_space_size_and_enumeration() -> None:
     assert DEFAULT_SPACE.size >= 100_000
-    arrays = DEFAULT_SPACE.enumerate()
-    assert arrays["widths"].shape == (DEFAULT_SPACE.size, 4)
+    batch = DEFAULT_SPACE.enumerate()
+    assert batch.widths.shape == (len(batch), 4) == (DEFAULT_SPACE.size, 4)
     # rows follow iter_params order: spot-check a few rows against decode
     rng = np.random.default_rng(0)
     for index in rng.integers(0, DEFAULT_SPACE.size, 5):
         params = next(p for i, p in enumerate(DEFAULT_SPACE.iter_params()) if i == index)
-        config = analysis.cost.search_space.decode(params)
-        assert tuple(arrays["widths"][index]) == config.widths
-        assert tuple(arrays["sample_rates"][index]) == config.sample_rates
-    macs, _ = macs_params(arrays["widths"][:1000], arrays["depths"][:1000],
-                          arrays["sample_rates"][:1000], arrays["head_dim"][:1000],
-                          arrays["mlp_ratio"][:1000])
+        config = DEFAULT_SPACE.decode(params)
+        assert batch.config(index).to_json() == config.to_json()
+        assert DEFAULT_SPACE.row(params) == index
+    macs, _ = macs_params(batch[:1000])
     assert (macs > 0).all()
 
 

@@ -493,8 +493,8 @@ def test_rules_table_is_complete() -> None:
     """Every counter states a rule, with its formula in words, for the same torch-level calls."""
     apis = set(counters.API_KINDS)
     for counter in COUNTERS:
-        assert set(counters.RULES[counter]) == apis, counter
-        assert all(rule.formula for rule in counters.RULES[counter].values())
+        assert set(counters.RULES[counter].calls) == apis, counter
+        assert all(rule.formula for rule in counters.RULES[counter].calls.values())
 
 
 def test_rules_refuse_unknown_calls() -> None:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 import edgevit
-from analysis.counters.reconcile import predict, reconcile
-from analysis.cost.ops import model_cost
 from analysis.cli import main
+from analysis.cost import model_cost
+from analysis.counters.reconcile import predict, reconcile
 
 
 @pytest.mark.parametrize("size", [(224, 224), (100, 76)])
@@ -54,7 +54,7 @@ def test_random_configs_predicted_exactly() -> None:
     """Including r equal to the whole map (one delegate) and padded LSA windows."""
     import numpy as np
 
-    from analysis.cost.search_space import DEFAULT_SPACE
+    from analysis.cost import DEFAULT_SPACE
 
     rng = np.random.default_rng(1)
     configs = [DEFAULT_SPACE.decode(DEFAULT_SPACE.sample(rng)).replace(depths=(1, 1, 1, 1))

@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 
 import edgevit
-from analysis.latency.calibration import calibrate, sample_configs
-from analysis.cost.features import config_features
-from analysis.latency.measure import Protocol
-from analysis.latency.predictors import (
+from analysis.cli import main
+from analysis.cost import config_features, model_cost
+from analysis.latency import (
     BlockTable,
     FeatureModel,
     LatencyPredictor,
     MacsLinear,
+    Protocol,
+    calibrate,
+    sample_configs,
     score,
 )
-from analysis.cost.ops import model_cost
-from analysis.cli import main
 
 FAST = Protocol(warmup_runs=1, min_runs=5, min_time_s=0.05)
 
@@ -63,7 +63,7 @@ def test_predictor_files_round_trip(tmp_path, kind: str) -> None:
 
 
 def test_block_table_round_trip_and_missing_block(tmp_path) -> None:
-    from analysis.latency.measure import model_blocks
+    from analysis.latency import model_blocks
 
     xxs = edgevit.preset_config("edgevit_xxs")
     blocks = model_blocks(xxs, (224, 224))  # 4 stems, 7 LGL blocks, the head
@@ -102,7 +102,7 @@ def test_nan_measurements_refused() -> None:
 
 
 def test_calibrate_end_to_end_small(tmp_path) -> None:
-    from analysis.latency.store import MeasurementStore
+    from analysis.latency import MeasurementStore
 
     store = MeasurementStore(tmp_path / "m.sqlite")
     predictors, report = calibrate(device="here", budget=8, img_size=(64, 64), store=store,
@@ -136,7 +136,7 @@ def test_committed_calibrations_meet_the_goal(threads: int) -> None:
     ≥ 95 % of the held-out configs with Kendall τ ≥ 0.9, the block table and the GP beat
     MACs-linear, and the configs timed twice agree at least as well. Guards the predictors and
     the reference normalisation against regressions on real data."""
-    from analysis.latency.calibration import COMMITTED_CALIBRATIONS, evaluate_calibration
+    from analysis.latency import COMMITTED_CALIBRATIONS, evaluate_calibration
 
     frame = pd.read_csv(COMMITTED_CALIBRATIONS[threads])
     _, report = evaluate_calibration(frame, device="development-cpu")
@@ -166,7 +166,7 @@ def synthetic_sweep(exponent: float, reference_spread: float, seed: int = 0) -> 
 
 @pytest.mark.parametrize("exponent", [0.0, 0.6, 1.0])
 def test_state_exponent_is_recovered(exponent: float) -> None:
-    from analysis.latency.calibration import fit_state_exponent
+    from analysis.latency import fit_state_exponent
 
     rows = synthetic_sweep(exponent, reference_spread=0.15)
     assert fit_state_exponent(rows, 20.0) == pytest.approx(exponent, abs=0.02)
@@ -174,7 +174,7 @@ def test_state_exponent_is_recovered(exponent: float) -> None:
 
 def test_state_exponent_is_one_without_enough_to_fit() -> None:
     """A reference that stood still, or too few rows: the plain ratio (β = 1)."""
-    from analysis.latency.calibration import MIN_ROWS_FOR_EXPONENT, fit_state_exponent
+    from analysis.latency import MIN_ROWS_FOR_EXPONENT, fit_state_exponent
 
     assert fit_state_exponent(synthetic_sweep(0.3, reference_spread=0.001), 20.0) == 1.0
     few = synthetic_sweep(0.3, reference_spread=0.15).head(MIN_ROWS_FOR_EXPONENT - 1)
@@ -184,7 +184,7 @@ def test_state_exponent_is_one_without_enough_to_fit() -> None:
 def test_calibrating_from_stored_rows_normalises_relative_ones() -> None:
     """Stored rows timed against a reference (latency_ms raw, as the store keeps them) are
     normalised with a fitted β, like a fresh calibration; a device's absolute rows are not."""
-    from analysis.latency.calibration import calibrate_from_frame
+    from analysis.latency import calibrate_from_frame
 
     sweep = synthetic_sweep(0.6, reference_spread=0.15)
     stored = sweep.drop(columns=["latency_ms"]).rename(columns={"raw_latency_ms": "latency_ms"})

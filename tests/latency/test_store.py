@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 
-from analysis.latency.store import (
+from analysis.latency import (
     ENV_VAR,
     MeasurementStore,
     canonical_json,
@@ -82,7 +82,7 @@ def test_eight_concurrent_writers_lose_no_row(tmp_path) -> None:
 
 KILLED_WRITER = """
 import sys
-from analysis.latency.store import MeasurementStore, canonical_json
+from analysis.latency import MeasurementStore, canonical_json
 store = MeasurementStore(sys.argv[1])
 device_id = store.add_device({"cpu_model": "killed writer"})
 config_hash = store.add_config(canonical_json({"killed": True}), "model")

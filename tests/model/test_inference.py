@@ -21,7 +21,7 @@ from test_model import official_filled_model, relative_error
 from torch import nn
 
 import edgevit
-from analysis.latency.measure import export_onnx, onnx_opset, onnx_rel_error
+from analysis.latency import export_onnx, onnx_opset, onnx_rel_error
 from edgevit import EdgeViT, EdgeViTConfig, create_model
 from edgevit.fuse import (
     FUSED_MARKER,
@@ -108,7 +108,7 @@ def test_fused_onnxruntime_reference_logits(tmp_path, vectors, official_state_di
     export_onnx(model, image, path, opset=ONNX_OPSET)
     assert onnx_opset(path) == ONNX_OPSET == torch.onnx._constants.ONNX_DEFAULT_OPSET
 
-    from analysis.latency.measure import ort_session
+    from analysis.latency import ort_session
 
     session = ort_session(path)
     logits = session.run(None, {session.get_inputs()[0].name: image.numpy()})[0]

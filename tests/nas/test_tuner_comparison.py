@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
+from analysis.cost import DEFAULT_SPACE
 from analysis.nas.pareto import hypervolume, non_dominated
 from analysis.nas.report import SENSES, reference_point
 from analysis.nas.tuner_comparison import (
@@ -17,7 +18,6 @@ from analysis.nas.tuner_comparison import (
     run_optuna,
     suggest_params,
 )
-from analysis.cost.search_space import DEFAULT_SPACE
 
 
 class RecordingObjectives(SpaceObjectives):
@@ -35,31 +35,29 @@ def objectives() -> RecordingObjectives:
     """Every config of the default space: a params-like accuracy (↑, log10 of a weight count)
     and a latency-like cost in arbitrary ms (↓, cut by the sample rate); the largest 10 % of
     weight counts are inadmissible, as the MACs budget makes some configs."""
-    arrays = DEFAULT_SPACE.enumerate()
-    widths, depths, rates = arrays["widths"], arrays["depths"], arrays["sample_rates"]
-    weights = ((widths ** 2 * depths).sum(1) * (2.0 + arrays["mlp_ratio"])).astype(np.float64)
-    latency_ms = (widths * depths * (1.0 + 4.0 / rates)).sum(1) / arrays["head_dim"] * 0.1
-    choices = DEFAULT_SPACE.choices()
-    out = RecordingObjectives(list(choices), [tuple(v) for v in choices.values()],
-                              np.log10(weights), latency_ms,
+    space = DEFAULT_SPACE.enumerate()
+    widths, depths, rates = space.widths, space.depths, space.sample_rates
+    weights = ((widths ** 2 * depths).sum(1) * (2.0 + space.mlp_ratio)).astype(np.float64)
+    latency_ms = (widths * depths * (1.0 + 4.0 / rates)).sum(1) / space.head_dim * 0.1
+    out = RecordingObjectives(np.log10(weights), latency_ms,
                               weights <= np.quantile(weights, 0.9))
     out.seen = []
     return out
 
 
 def test_ordinal_indices_decode_to_sorted_choices(objectives) -> None:
-    lowest = optuna.trial.FixedTrial({name: 0 for name in objectives.names})
-    highest = optuna.trial.FixedTrial({name: len(v) - 1 for name, v in
-                                       zip(objectives.names, objectives.choices)})
-    assert suggest_params(lowest, objectives, "ordinal") == {
+    choices = DEFAULT_SPACE.choices()
+    lowest = optuna.trial.FixedTrial({name: 0 for name in choices})
+    highest = optuna.trial.FixedTrial({name: len(v) - 1 for name, v in choices.items()})
+    assert suggest_params(lowest, "ordinal") == {
         name: min(v) for name, v in DEFAULT_SPACE.choices().items()}
-    assert suggest_params(highest, objectives, "ordinal") == {
+    assert suggest_params(highest, "ordinal") == {
         name: max(v) for name, v in DEFAULT_SPACE.choices().items()}
-    second = optuna.trial.FixedTrial({name: 1 for name in objectives.names})
-    params = suggest_params(second, objectives, "ordinal")
+    second = optuna.trial.FixedTrial({name: 1 for name in choices})
+    params = suggest_params(second, "ordinal")
     assert params["rate_0"] == 2 and params["width_mult_3"] == 8 and params["depth_2"] == 3
     with pytest.raises(ValueError, match="unknown encoding"):
-        suggest_params(lowest, objectives, "one-hot")
+        suggest_params(lowest, "one-hot")
 
 
 def test_gp_sampler_trials_are_points_of_the_space(objectives) -> None:
@@ -70,7 +68,7 @@ def test_gp_sampler_trials_are_points_of_the_space(objectives) -> None:
     assert points.shape == (trials, 2) and len(objectives.seen) == trials
     for params, point in zip(objectives.seen, points):
         DEFAULT_SPACE.decode(params)  # raises on anything outside the space
-        row = objectives.index(params)
+        row = DEFAULT_SPACE.row(params)
         if objectives.admissible[row]:
             assert tuple(point) == (objectives.accuracy[row], objectives.latency_ms[row])
         else:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import edgevit
+from analysis.cli import main
+from analysis.cost import model_cost
+from analysis.latency import Protocol
 from analysis.paper import backbones
 from analysis.paper import tables as paper_tables
-from analysis.latency.measure import Protocol
-from analysis.cost.ops import model_cost
-from analysis.cli import main
 
 TINY = Protocol(warmup_runs=0, min_runs=2, max_runs=2, min_time_s=0.0, max_attempts=1)
 MODELS = ["PVTv2-B0", "ResNet18", "PVTv1-Tiny", "PVTv2-B1", "EdgeViT-XXS", "EdgeViT-XS",
@@ -296,7 +296,7 @@ def test_imported_energy_gives_the_device_its_efficiency(tmp_path) -> None:
 
 
 def test_imported_energy_by_config_hash(tmp_path) -> None:
-    from analysis.latency.store import sha256_hex
+    from analysis.latency import sha256_hex
 
     config_id = sha256_hex(edgevit.preset_config("edgevit_s").to_json())
     path = tmp_path / "energy.csv"
