@@ -298,7 +298,9 @@ class SuperNet(nn.Module):
         """Logits of subnet `config` on the shared weights.
 
         Training: batch statistics (across ranks when a process group of > 1 ranks is up),
-        running statistics untouched. Eval: the supernet's BatchNorm buffers, sliced.
+        running statistics untouched. Eval: the supernet's BatchNorm buffers, sliced — which
+        training leaves at their initial values (statistics belong to a subnet: score through
+        `evaluate_subnet`, which recalibrates them).
         """
         config = self.subnet_config(config)
         cross_rank = self.training and _world()[1] > 1
