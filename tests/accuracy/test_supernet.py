@@ -219,3 +219,17 @@ def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
     assert AccuracyMethod.parse(f"supernet:{tmp_path}").kind == "supernet"
     with pytest.raises(ValueError, match="supernet checkpoint not found"):
         AccuracyEvaluator(f"supernet:{tmp_path / 'nowhere'}").evaluate(net.largest)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
+    from analysis.cli import main
+
+    assert main(["supernet", "eval", str(tmp_path / "nowhere"), "edgevit_xxs"]) == 2
+    assert "error: supernet checkpoint not found" in capsys.readouterr().err
+    (tmp_path / "space.json").write_text('{"head_dims": [8]}')
+    assert main(["supernet", "train", "--space", str(tmp_path / "space.json"), "--out",
+                 str(tmp_path / "out")]) == 2
+    assert "not a search space" in capsys.readouterr().err
+    assert main(["supernet", "train", "--steps", "0", "--out", str(tmp_path / "out")]) == 2
+    assert "--steps 0: must be ≥ 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
