@@ -49,7 +49,7 @@ from analysis.nas.experiment import (
 )
 from analysis.nas.pareto import hypervolume, non_dominated, read_nni_trials
 from analysis.nas.report import SENSES, exhaustive_front, reference_point
-from analysis.nas.tuner import STUDY_FILE, STUDY_NAME, read_study
+from analysis.nas.tuner import STUDY_FILE, generate_seconds, read_study
 
 ACCURACY = "proxy:params"
 
@@ -69,13 +69,7 @@ def trial_durations_s(database: Path) -> list[float]:
 
 def tuner_seconds(folder: Path) -> list[float]:
     """ParetoTuner's seconds per dispatched config (generate_parameters), from its study."""
-    import optuna
-
-    if not (folder / STUDY_FILE).is_file():
-        return []
-    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{folder / STUDY_FILE}")
-    return [t.user_attrs["generate_s"] for t in study.get_trials(deepcopy=False)
-            if "generate_s" in t.user_attrs]
+    return generate_seconds(folder / STUDY_FILE) if (folder / STUDY_FILE).is_file() else []
 
 
 def run_one(settings: SearchSettings, port: int) -> dict:

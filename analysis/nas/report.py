@@ -118,6 +118,18 @@ def preset_dominance(presets: pd.DataFrame, front: pd.DataFrame) -> dict[str, fl
     return out
 
 
+def presets_in_space() -> list[str]:
+    """The presets that are points of the search space (the others differ in a fixed field)."""
+    out = []
+    for name, config in PRESETS.items():
+        try:
+            DEFAULT_SPACE.encode(config)
+        except ValueError:
+            continue
+        out.append(name)
+    return out
+
+
 def write_offline_html(fig, path: str | Path) -> Path:
     """Write a plotly figure that opens without a network: plotly.js goes once into
     `plotly.min.js` beside the file (NNI users' machines are often offline or air-gapped)."""
@@ -155,7 +167,8 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str
 def write_report(experiment: str, *, predictor_path: str | Path | None = None,
                  out_dir: str | Path, method: str | None = None,
                  experiments_dir: str | Path | None = None, macs_budget: float | None = None,
-                 measure: bool = False, threads: int = 2) -> dict:
+                 measure: bool = False, threads: int = 2,
+                 preset_tolerance: float = 0.10) -> dict:
     """trials.csv, front.csv, front.html (offline) and summary.json under `out_dir`; returns
     the summary. The front is the trials' own, on the latency each trial reported; a predictor
     adds the presets, the exhaustive front and `hypervolume_ratio` (and is needed to measure).
@@ -187,7 +200,12 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
     if predictor_path is not None:
         predictor = LatencyPredictor.load(predictor_path)
         presets = preset_points(predictor, method)
-        summary["preset_dominance"] = preset_dominance(presets, trials[trials["pareto"]])
+        dominance = preset_dominance(presets, trials[trials["pareto"]])
+        summary["preset_dominance"] = dominance
+        # a preset of the space faster than the front at equal or better accuracy by more
+        # than the predictor's error: the search missed a region it could have found
+        summary["presets_beating_front"] = [
+            name for name in presets_in_space() if dominance[name] > preset_tolerance]
         try:
             exhaustive = exhaustive_front(predictor, method, macs_budget)
         except ValueError as err:

@@ -491,6 +491,17 @@ def read_study(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(count_kinds(study), objectives=study.user_attrs.get("objectives"))
 
 
+def generate_seconds(path: str | os.PathLike[str]) -> list[float]:
+    """Seconds ParetoTuner spent on each dispatched config (draws, feasibility checks and
+    redraws included), from a stored study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{path}")
+    return [t.user_attrs["generate_s"] for t in study.get_trials(deepcopy=False)
+            if "generate_s" in t.user_attrs]
+
+
 def count_kinds(study: Any) -> dict[str, int]:
     """Trials of an optuna study by `kind`: result, failed, infeasible, repeated, running."""
     from optuna.trial import TrialState

@@ -70,3 +70,20 @@ def test_read_nni_trials_trusts_the_echo(tmp_path) -> None:
     assert json.loads(frame["config"][0]) == {"widths": [1]}
     with pytest.raises(ValueError, match="no NNI experiment"):
         read_nni_trials("missing", tmp_path)
+
+
+def test_preset_dominance_by_hand() -> None:
+    import pandas as pd
+
+    from analysis.nas.report import preset_dominance
+
+    front = pd.DataFrame({"accuracy": [-1110.0, -900.0, -762.0],
+                          "latency_ms": [29.5, 35.0, 41.2]})
+    presets = pd.DataFrame({"model": ["fast", "slow", "best"],
+                            "accuracy": [-920.0, -2000.0, -700.0],
+                            "latency_ms": [22.8, 10.0, 50.0]})
+    dominance = preset_dominance(presets, front)
+    # "fast" is at least as accurate as the 29.5 ms point and 22.8 ms: (29.5 − 22.8) / 29.5
+    assert dominance["fast"] == pytest.approx((29.5 - 22.8) / 29.5)
+    assert dominance["slow"] == 0.0  # less accurate than every front point
+    assert dominance["best"] == 0.0  # more accurate, but slower than each front point
