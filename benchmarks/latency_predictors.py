@@ -34,6 +34,7 @@ from analysis.latency import (
     calibrate,
     device_fingerprint,
     evaluate_calibration,
+    recorded_settings,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "analysis" / "latency" / "data"
@@ -72,7 +73,8 @@ def main() -> None:
     if args.rescore:
         source = Path(args.rescore)
         run = json.loads(source.with_suffix(".json").read_text())
-        predictors, report = evaluate_calibration(pd.read_csv(source), device="this-cpu")
+        predictors, report = evaluate_calibration(pd.read_csv(source),
+                                                  settings=recorded_settings(source, "this-cpu"))
         print(report.table())
         write(report, Path(args.out) if args.out else source.with_suffix(""),
               {key: run[key] for key in ("device", "threads", "protocol", "seconds") if key in run})

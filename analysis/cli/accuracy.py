@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="init, batch-order and batch seed")
     p.add_argument("--max-per-class", type=int, default=None, metavar="K",
                    help="train on at most K images per class (a quick slice)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=int, default=1,
                    help="torch threads, 1..cores of this process (default 1)")
     p.add_argument("--data", default="digits", metavar="digits|PATH",
                    help="where proxies take their mini-batch (default digits)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from .common import CliError, add_command, image_size, resolve_config
@@ -42,20 +43,30 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from analysis.latency import LatencyPredictor
+    from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
 
     config = resolve_config(args.model)
     predictor = LatencyPredictor.load(args.predictor)
-    size = image_size(args.img_size) if args.img_size else predictor.img_size
-    if tuple(size) != tuple(predictor.img_size):
-        raise CliError(f"the predictor was calibrated at {predictor.img_size[0]}×"
-                       f"{predictor.img_size[1]}, not {size[0]}×{size[1]}")
+    try:
+        predictor.check_settings(
+            backend=args.backend, threads=args.threads, batch_size=args.batch_size,
+            img_size=image_size(args.img_size) if args.img_size else None)
+    except ValueError as err:
+        raise CliError(f"{args.predictor}: {err}") from None
     latency_ms = float(predictor.predict([config])[0])
+    settings = predictor.settings
+    out = {"model": config.name, "latency_ms": latency_ms, "predictor": predictor.kind,
+           "settings": settings.to_dict(), "device": settings.device,
+           "img_size": list(settings.img_size)}
+    interval = ""
+    if math.isfinite(predictor.interval_log_halfwidth):
+        low, high = (float(v[0]) for v in predictor.interval([config]))
+        out.update(interval_ms=[low, high], interval_level=INTERVAL_LEVEL)
+        interval = f" ({INTERVAL_LEVEL:.0%} interval {low:.2f}–{high:.2f})"
     if not args.json:
-        print(f"{config.name}: {latency_ms:.2f} ms predicted by {predictor.kind} "
-              f"for {predictor.device}")
-    return {"model": config.name, "latency_ms": latency_ms, "predictor": predictor.kind,
-            "device": predictor.device, "img_size": list(size)}
+        print(f"{config.name}: {latency_ms:.2f} ms{interval} predicted by {predictor.kind} "
+              f"for {settings.describe()}")
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,3 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=None, help="measurement store (default: user data dir)")
     p = add_command(sub, "predict", cmd_predict, "predicted latency of a model")
     p.add_argument("--predictor", required=True, help="predictor JSON from `edgevit calibrate`")
+    p.add_argument("--backend", default=None,
+                   help="back-end the latency is wanted for (default: the predictor's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads the latency is wanted for (default: the predictor's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size the latency is wanted for (default: the predictor's)")

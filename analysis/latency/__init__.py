@@ -16,6 +16,7 @@ from .calibration import (
     committed_predictor,
     evaluate_calibration,
     fit_state_exponent,
+    recorded_settings,
     sample_configs,
 )
 from .device_exchange import export_onnx_bundle, import_csv, open_measurement_csv, parse_csv_row
@@ -35,11 +36,13 @@ from .measure import (
 )
 from .onnx import EXPORTERS, OnnxExportError, export_onnx, onnx_opset, onnx_rel_error, ort_session
 from .predictors import (
+    INTERVAL_LEVEL,
     BlockTable,
     FeatureModel,
     LatencyPredictor,
     MacsLinear,
     PredictorScore,
+    PredictorSettings,
     score,
 )
 from .store import (
@@ -61,6 +64,7 @@ __all__ = [
     "CalibrationReport",
     "ENV_VAR",
     "EXPORTERS",
+    "INTERVAL_LEVEL",
     "FeatureModel",
     "LatencyPredictor",
     "LatencyResult",
@@ -69,6 +73,7 @@ __all__ = [
     "MeasurementStore",
     "OnnxExportError",
     "PredictorScore",
+    "PredictorSettings",
     "Protocol",
     "REFERENCE_BLOCK",
     "REFERENCE_MODEL",
@@ -96,6 +101,7 @@ __all__ = [
     "ort_session",
     "parse_csv_row",
     "prepare",
+    "recorded_settings",
     "sample_configs",
     "score",
     "sha256_hex",

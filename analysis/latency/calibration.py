@@ -17,8 +17,11 @@ measured twice the same way.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,15 @@ from edgevit.config import PRESETS, EdgeViTConfig, stage_sizes
 
 from .blocks import BlockAt, model_blocks
 from .measure import REFERENCE_MODEL, LatencyResult, Protocol, measure_many
-from .predictors import BlockTable, FeatureModel, LatencyPredictor, MacsLinear, score
-from .store import MeasurementStore
+from .predictors import (
+    BlockTable,
+    FeatureModel,
+    LatencyPredictor,
+    MacsLinear,
+    PredictorSettings,
+    score,
+)
+from .store import MeasurementStore, canonical_json, device_fingerprint, sha256_hex
 
 # the block every block is timed against: XXS's stage-3 block (c 144, 4 heads, r = 2) at 224²
 REFERENCE_BLOCK = BlockAt(PRESETS[REFERENCE_MODEL].block_config(2),
@@ -138,15 +148,30 @@ class CalibrationReport:
         return "\n".join(lines)
 
 
-def fit_all(train: pd.DataFrame, blocks: pd.DataFrame | None) -> dict[str, LatencyPredictor]:
-    """The three predictors fitted on the same whole-model rows (+ block rows for the table)."""
-    predictors: dict[str, LatencyPredictor] = {
-        "macs_linear": MacsLinear().fit(train),
-        "features_gp": FeatureModel().fit(train),
+def fit_all(train: pd.DataFrame, blocks: pd.DataFrame | None,
+            settings: PredictorSettings) -> dict[str, LatencyPredictor]:
+    """The three predictors fitted on the same whole-model rows (+ block rows for the table),
+    each with its interval (`LatencyPredictor.fit_interval`) and `settings`."""
+    fitters: dict[str, Callable[[pd.DataFrame], LatencyPredictor]] = {
+        "macs_linear": lambda rows: MacsLinear().fit(rows),
+        "features_gp": lambda rows: FeatureModel().fit(rows),
     }
     if blocks is not None and len(blocks):
-        predictors["block_table"] = BlockTable().fit(pd.concat([blocks, train]))
+        fitters["block_table"] = lambda rows: BlockTable().fit(pd.concat([blocks, rows]))
+    predictors = {}
+    for name, fit in fitters.items():
+        predictor = fit(train)
+        if isinstance(predictor, FeatureModel) and predictor.correction:
+            # the folds keep the full fit's GP kernel (refitting the data, not the kernel)
+            fit = functools.partial(_fit_with_kernel, predictor.kernel_theta)
+        predictor.fit_interval(train, fit)
+        predictor.settings = dataclasses.replace(settings, img_size=predictor.img_size)
+        predictors[name] = predictor
     return predictors
+
+
+def _fit_with_kernel(kernel_theta: list[float], rows: pd.DataFrame) -> FeatureModel:
+    return FeatureModel(kernel_theta=kernel_theta).fit(rows)
 
 
 def calibrate(
@@ -187,13 +212,16 @@ def calibrate(
                              reference=reference, protocol=protocol, progress=progress)
         parts.append(normalised_frame(again, "model").assign(split="repeat"))
 
+    settings = PredictorSettings(backend="torch", threads=threads, batch_size=1,
+                                 img_size=img_size, device=device,
+                                 fingerprint=sha256_hex(canonical_json(device_fingerprint())))
     predictors, report = evaluate_calibration(pd.concat(parts, ignore_index=True),
-                                              device=device)
+                                              settings=settings)
     report.seconds = time.monotonic() - started
     return predictors, report
 
 
-def evaluate_calibration(frame: pd.DataFrame, *, device: str
+def evaluate_calibration(frame: pd.DataFrame, *, settings: PredictorSettings
                          ) -> tuple[dict[str, LatencyPredictor], CalibrationReport]:
     """Fit and score measured rows with a `split` column: 'train' and 'test' configs, optional
     'blocks' (for the table) and 'repeat' (test configs measured again, for the noise floor),
@@ -215,13 +243,13 @@ def evaluate_calibration(frame: pd.DataFrame, *, device: str
     train, test = splits["train"], splits["test"]
     blocks = splits["blocks"] if len(splits["blocks"]) else None
 
-    predictors = fit_all(train, blocks)
-    for predictor in predictors.values():
-        predictor.device = device
+    predictors = fit_all(train, blocks, settings)
     test_configs = [EdgeViTConfig.from_json(text) for text in test["config_json"]]
     measured = test["latency_ms"].to_numpy()
-    scores = {name: score(p.predict(test_configs), measured).as_dict()
+    scores = {name: score(p.predict(test_configs), measured, p.interval(test_configs)).as_dict()
               for name, p in predictors.items()}
+    for name, predictor in predictors.items():
+        predictor.scores = scores[name]
     noise: dict[str, float] = {}
     if len(splits["repeat"]):
         again = splits["repeat"]
@@ -230,7 +258,8 @@ def evaluate_calibration(frame: pd.DataFrame, *, device: str
                       first.loc[again["config_json"]].to_numpy()).as_dict()
 
     report = CalibrationReport(
-        device=device, img_size=(int(swept["input_h"].iloc[0]), int(swept["input_w"].iloc[0])),
+        device=settings.device,
+        img_size=(int(swept["input_h"].iloc[0]), int(swept["input_w"].iloc[0])),
         train_count=len(train), test_count=len(test), reference_latency_ms=reference_ms,
         scores=scores, noise_floor=noise, seconds=0.0,
         noisy_measurements=int(swept["flagged_noisy"].sum()) if "flagged_noisy" in swept else 0,
@@ -252,13 +281,22 @@ COMMITTED_MEASUREMENTS = COMMITTED_CALIBRATIONS[2]
 def committed_predictor(kind: str = "features_gp",
                         path: Path = COMMITTED_MEASUREMENTS) -> LatencyPredictor:
     """A predictor fitted on the training rows of a committed calibration of the development
-    CPU, for notebooks and benchmarks that must not time."""
+    CPU (its settings from the JSON beside the CSV), for notebooks and benchmarks that must not
+    time."""
     frame = pd.read_csv(path)
     train = frame[frame["split"] == "train"]
-    predictors = fit_all(train, frame[frame["split"] == "blocks"])
-    predictor = predictors[kind]
-    predictor.device = "development-cpu"
-    return predictor
+    return fit_all(train, frame[frame["split"] == "blocks"], recorded_settings(path))[kind]
+
+
+def recorded_settings(path: Path, device: str = "development-cpu") -> PredictorSettings:
+    """The settings of a calibration sweep written by `benchmarks/latency_predictors.py`: the
+    CSV's input size and the JSON beside it (device fingerprint, thread count; torch, batch 1)."""
+    frame = pd.read_csv(path, usecols=["input_h", "input_w"], nrows=1)
+    record = json.loads(Path(path).with_suffix(".json").read_text())
+    return PredictorSettings(
+        backend="torch", threads=int(record["threads"]), batch_size=1,
+        img_size=(int(frame["input_h"].iloc[0]), int(frame["input_w"].iloc[0])),
+        device=device, fingerprint=sha256_hex(canonical_json(record["device"])))
 
 
 def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
@@ -277,5 +315,19 @@ def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
     test_count = max(1, int(round(holdout_fraction * len(rows))))
     split = np.full(len(rows), "train", dtype=object)
     split[order[:test_count]] = "test"
+    settings = PredictorSettings(
+        backend=_only(rows, "backend"), threads=int(_only(rows, "threads")),
+        batch_size=int(_only(rows, "batch_size")),
+        img_size=(int(rows["input_h"].iloc[0]), int(rows["input_w"].iloc[0])), device=device,
+        fingerprint=str(_only(rows, "device_hash")) if "device_hash" in rows else "")
     return evaluate_calibration(rows.assign(split=split, raw_latency_ms=rows["latency_ms"]),
-                                device=device)
+                                settings=settings)
+
+
+def _only(rows: pd.DataFrame, column: str) -> Any:
+    """The one value of `column` in `rows`; ValueError when the rows mix several."""
+    values = rows[column].unique()
+    if len(values) != 1:
+        raise ValueError(f"the measurements mix {column} values {sorted(map(str, values))}; "
+                         f"fit one {column} at a time")
+    return values[0].item() if hasattr(values[0], "item") else values[0]

@@ -8,18 +8,27 @@
                   process (scikit-learn) on the log residuals, calibrated on a small set of
                   whole-model measurements of the target device
 
-All predict `latency_ms` of batch-1 inference for configs at one input size, either for a list
-of configs (`predict`) or for a column-wise `ConfigBatch` (`predict_batch`, vectorised: the
-whole enumerated space in seconds). Measurements are
+All predict `latency_ms` of inference for configs under fixed `PredictorSettings` (back-end,
+threads, batch size, input size, dtype, device), either for a list of configs (`predict`) or for
+a column-wise `ConfigBatch` (`predict_batch`, vectorised: the whole enumerated space in seconds).
+A predictor refuses settings it was not calibrated for (`check_settings`).
+
+Uncertainty: every prediction has a 90 % interval, prediction × exp(±q·s), where s is the
+Gaussian process's predictive std of the log residual (features_gp; 1 for the others) and q is
+the split-conformal quantile of |log(measured / predicted)| / s over 5-fold cross-validation of
+the training configs (`fit_interval`); calibration reports the interval's coverage on held-out
+configs. Measurements are
 a pandas DataFrame with columns `config_json`, `input_h`, `input_w`, `latency_ms` (and, for
 the table, `block_json` rows of block measurements).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,8 +50,50 @@ from edgevit.config import EdgeViTConfig
 
 from .blocks import BlockAt, head_block, model_blocks, stage_blocks
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: settings, held-out scores and the interval recorded
 CHUNK = 200_000  # configs per vectorised evaluation (bounds the memory of a batch)
+INTERVAL_LEVEL = 0.9  # nominal coverage of every prediction's interval
+INTERVAL_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class PredictorSettings:
+    """What a predictor predicts: the latency of one forward of `batch_size` images of
+    `img_size` in `dtype`, on `backend` with `threads` intra-op threads, on `device` (the
+    user's name) whose `fingerprint` (the store's device hash of this machine, or "" for an
+    imported device known only by its name) was measured."""
+
+    backend: str = "torch"
+    threads: int = 1
+    batch_size: int = 1
+    img_size: tuple[int, int] = (224, 224)
+    dtype: str = "float32"
+    device: str = ""
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "img_size", tuple(int(v) for v in self.img_size))
+        for name in ("threads", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"settings.{name} must be an integer ≥ 1, got {value!r}")
+        if len(self.img_size) != 2 or min(self.img_size) < 32:
+            raise ValueError(f"settings.img_size must be (H, W) with H, W ≥ 32, "
+                             f"got {self.img_size}")
+
+    def describe(self) -> str:
+        h, w = self.img_size
+        return (f"{self.backend}, {self.threads} thread{'s' * (self.threads != 1)}, batch "
+                f"{self.batch_size}, {h}×{w}, {self.dtype}"
+                + (f" on {self.device}" if self.device else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["img_size"] = list(self.img_size)
+        return out
+
+
+SETTING_NAMES = ("backend", "threads", "batch_size", "img_size", "dtype")
 
 
 def _configs_of(frame: pd.DataFrame) -> list[EdgeViTConfig]:
@@ -82,8 +133,41 @@ class LatencyPredictor:
             raise ValueError(f"predictor kind {cls.kind!r} registered twice")
         LatencyPredictor._registry[cls.kind] = cls
 
-    img_size: tuple[int, int] = (224, 224)
-    device: str = ""
+    settings: PredictorSettings = PredictorSettings()
+    scores: dict[str, float] = {}  # held-out scores of the calibration that fitted it
+    interval_log_halfwidth: float = math.nan  # q of the module docstring (nan: not fitted)
+
+    @property
+    def img_size(self) -> tuple[int, int]:
+        return self.settings.img_size
+
+    @img_size.setter
+    def img_size(self, value: tuple[int, int]) -> None:
+        self.settings = dataclasses.replace(self.settings, img_size=tuple(value))
+
+    @property
+    def device(self) -> str:
+        return self.settings.device
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.settings = dataclasses.replace(self.settings, device=str(value))
+
+    def check_settings(self, **wanted: Any) -> None:
+        """ValueError naming both settings when a wanted one (backend, threads, batch_size,
+        img_size, dtype; None: the predictor's own) differs from what it was calibrated for."""
+        unknown = sorted(set(wanted) - set(SETTING_NAMES))
+        if unknown:
+            raise ValueError(f"unknown predictor setting(s) {unknown}; known: {SETTING_NAMES}")
+        given = {k: (tuple(v) if k == "img_size" else v) for k, v in wanted.items()
+                 if v is not None}
+        differing = [k for k, v in given.items() if getattr(self.settings, k) != v]
+        if differing:
+            asked = dataclasses.replace(self.settings, **given)
+            raise ValueError(f"the {self.kind} predictor was calibrated for "
+                             f"{self.settings.describe()}, not {asked.describe()} "
+                             f"({', '.join(differing)} differ): calibrate one for these "
+                             "settings")
 
     def fit(self, measurements: pd.DataFrame) -> LatencyPredictor:
         raise NotImplementedError
@@ -107,6 +191,56 @@ class LatencyPredictor:
         """`predict_batch` on at most `CHUNK` configs: what each predictor implements."""
         raise NotImplementedError
 
+    def log_spread(self, batch: ConfigBatch) -> np.ndarray:
+        """s of the module docstring per config: how uncertain the predictor says it is."""
+        return np.ones(len(batch))
+
+    def interval_batch(self, batch: ConfigBatch) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) latency_ms of each config's `INTERVAL_LEVEL` interval."""
+        if not math.isfinite(self.interval_log_halfwidth):
+            raise ValueError(f"the {self.kind} predictor has no fitted interval "
+                             "(fit_interval was not run)")
+        center = self.predict_batch(batch)
+        spread = np.concatenate([self.log_spread(batch[s:s + CHUNK])
+                                 for s in range(0, len(batch), CHUNK)]) if len(batch) else \
+            np.zeros(0)
+        width = np.exp(self.interval_log_halfwidth * spread)
+        return center / width, center * width
+
+    def interval(self, configs: Sequence[EdgeViTConfig]) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) latency_ms of each config's interval, in order."""
+        low, high = np.empty(len(configs)), np.empty(len(configs))
+        for rows, batch in split_by_shared_fields(list(configs)):
+            low[rows], high[rows] = self.interval_batch(batch)
+        return low, high
+
+    def fit_interval(self, models: pd.DataFrame,
+                     refit: Callable[[pd.DataFrame], LatencyPredictor],
+                     seed: int = 0) -> LatencyPredictor:
+        """Set q (the module docstring) by split-conformal cross-validation: `refit` fits a
+        fresh predictor of this kind on some of the whole-model rows `models`, which then
+        predicts the rest; q is the ⌈(n + 1)·level⌉-th smallest |log residual| / s."""
+        configs = _configs_of(models)
+        measured = models["latency_ms"].to_numpy(dtype=np.float64)
+        folds = min(INTERVAL_FOLDS, len(configs))
+        if folds < 2:
+            raise ValueError("an interval needs at least 2 whole-model measurements")
+        assignment = np.random.default_rng(seed).permutation(len(configs)) % folds
+        ratios = np.empty(len(configs))
+        for fold in range(folds):
+            out = assignment == fold
+            fitted = refit(models[~out])
+            held = [configs[i] for i in np.flatnonzero(out)]
+            batch_rows = split_by_shared_fields(held)
+            predicted, spread = np.empty(len(held)), np.empty(len(held))
+            for rows, batch in batch_rows:
+                predicted[rows] = fitted.predict_batch(batch)
+                spread[rows] = fitted.log_spread(batch)
+            ratios[out] = np.abs(np.log(measured[out] / predicted)) / spread
+        rank = min(len(ratios), math.ceil((len(ratios) + 1) * INTERVAL_LEVEL))
+        self.interval_log_halfwidth = float(np.sort(ratios)[rank - 1])
+        return self
+
     def state(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -116,9 +250,14 @@ class LatencyPredictor:
 
     def save(self, path: str | Path) -> None:
         """Write the predictor as JSON."""
-        document = {"format": FORMAT_VERSION, "kind": self.kind, "device": self.device,
-                    "img_size": list(self.img_size), "state": self.state()}
-        Path(path).write_text(json.dumps(document, indent=1))
+        document = {"format": FORMAT_VERSION, "kind": self.kind,
+                    "settings": self.settings.to_dict(), "scores": dict(self.scores),
+                    "interval": {"level": INTERVAL_LEVEL,
+                                 "log_halfwidth": self.interval_log_halfwidth},
+                    "state": self.state()}
+        Path(path).write_text(json.dumps(document, indent=1, allow_nan=False)
+                              if math.isfinite(self.interval_log_halfwidth)
+                              else json.dumps({**document, "interval": None}, indent=1))
 
     @staticmethod
     def load(path: str | Path) -> LatencyPredictor:
@@ -128,14 +267,31 @@ class LatencyPredictor:
             raise ValueError(f"predictor file not found: {path}")
         try:
             document = json.loads(path.read_text())
-            kind = document["kind"]
-            cls = LatencyPredictor._registry[kind]
-            if document["format"] != FORMAT_VERSION:
-                raise ValueError(f"format {document['format']} (expected {FORMAT_VERSION})")
+            fmt = document["format"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a valid predictor file: {err!r}") from None
+        if fmt == 1:
+            raise ValueError(f"{path} was written before predictors recorded their settings "
+                             "(format 1): it does not say which back-end, threads, batch size "
+                             "and dtype it was calibrated for; recalibrate with "
+                             "`edgevit calibrate`")
+        try:
+            if fmt != FORMAT_VERSION:
+                raise ValueError(f"format {fmt!r} (expected {FORMAT_VERSION})")
+            cls = LatencyPredictor._registry[document["kind"]]
             predictor = cls.from_state(document["state"])
-            predictor.device = str(document["device"])
-            predictor.img_size = tuple(int(v) for v in document["img_size"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            settings = dict(document["settings"])
+            predictor.settings = PredictorSettings(**settings)
+            predictor.scores = {str(k): float(v) for k, v in document["scores"].items()}
+            interval = document["interval"]
+            if interval is not None:
+                if interval["level"] != INTERVAL_LEVEL:
+                    raise ValueError(f"interval level {interval['level']!r}, expected "
+                                     f"{INTERVAL_LEVEL}")
+                predictor.interval_log_halfwidth = float(interval["log_halfwidth"])
+                if not predictor.interval_log_halfwidth >= 0:
+                    raise ValueError("the interval's half-width must be ≥ 0")
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{path} is not a valid predictor file: {err!r}") from None
         return predictor
 
@@ -189,12 +345,16 @@ class FeatureModel(LatencyPredictor):
 
     kind = "features_gp"
 
-    def __init__(self, correction: bool = True) -> None:
+    def __init__(self, correction: bool = True,
+                 kernel_theta: Sequence[float] | None = None) -> None:
+        """`kernel_theta`: keep these GP kernel parameters instead of optimising them (the
+        cross-validation of `fit_interval` refits with the full fit's kernel)."""
         self.correction = correction
         self.theta = np.zeros(len(FEATURE_NAMES))
         self.train_x = np.zeros((0, len(FEATURE_NAMES)))
         self.train_residual = np.zeros(0)
-        self.kernel_theta: list[float] = []
+        self.kernel_theta: list[float] = list(kernel_theta or [])
+        self._optimize_kernel = kernel_theta is None
         self._gp = None
 
     def _base(self, features: np.ndarray) -> np.ndarray:
@@ -232,7 +392,8 @@ class FeatureModel(LatencyPredictor):
             with warnings.catch_warnings():
                 # a length scale at its bound only says that feature does not matter
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                gp = self._make_gp(optimize=True).fit(self.train_x, self.train_residual)
+                gp = self._make_gp(optimize=self._optimize_kernel).fit(self.train_x,
+                                                                        self.train_residual)
             self.kernel_theta = gp.kernel_.theta.tolist()
             self._gp = gp
         else:
@@ -256,6 +417,16 @@ class FeatureModel(LatencyPredictor):
     def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
         features = feature_matrix(batch, self.img_size)
         return self._base(features) * np.exp(self._correction(features))
+
+    def log_spread(self, batch: ConfigBatch) -> np.ndarray:
+        """The Gaussian process's predictive std of the log residual (1 without it)."""
+        if not self.correction:
+            return np.ones(len(batch))
+        if self._gp is None:
+            self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
+        features = feature_matrix(batch, self.img_size)
+        _, std = self._gp.predict(self._gp_inputs(features), return_std=True)
+        return np.maximum(std, 1e-6)
 
     def state(self) -> dict[str, Any]:
         return {"features": list(FEATURE_NAMES), "theta": self.theta.tolist(),
@@ -383,17 +554,26 @@ class PredictorScore:
     within_5: float  # share of configs within ±5 %
     within_10: float  # share within ±10 %
     kendall_tau: float
+    coverage: float | None = None  # share of measurements inside their predicted interval
 
     def as_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def score(predicted_ms: np.ndarray, measured_ms: np.ndarray) -> PredictorScore:
-    """RMSE, MAPE, shares within ±5 % / ±10 %, Kendall τ of predicted against measured."""
+def score(predicted_ms: np.ndarray, measured_ms: np.ndarray,
+          interval: tuple[np.ndarray, np.ndarray] | None = None) -> PredictorScore:
+    """RMSE, MAPE, shares within ±5 % / ±10 %, Kendall τ of predicted against measured, and
+    with (low, high) intervals the share of measurements inside theirs."""
     predicted_ms = np.asarray(predicted_ms, dtype=np.float64)
     measured_ms = np.asarray(measured_ms, dtype=np.float64)
     if predicted_ms.shape != measured_ms.shape or predicted_ms.ndim != 1:
         raise ValueError("predicted and measured latencies must be 1-D arrays of one length")
+    coverage = None
+    if interval is not None:
+        low, high = (np.asarray(v, dtype=np.float64) for v in interval)
+        if low.shape != measured_ms.shape or high.shape != measured_ms.shape:
+            raise ValueError("interval bounds must match the measurements in shape")
+        coverage = float(((low <= measured_ms) & (measured_ms <= high)).mean())
     relative = np.abs(predicted_ms - measured_ms) / measured_ms
     tau = kendalltau(predicted_ms, measured_ms).statistic if len(measured_ms) > 1 else np.nan
     return PredictorScore(
@@ -403,4 +583,5 @@ def score(predicted_ms: np.ndarray, measured_ms: np.ndarray) -> PredictorScore:
         within_5=float((relative <= 0.05).mean()),
         within_10=float((relative <= 0.10).mean()),
         kendall_tau=float(tau),
+        coverage=coverage,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from analysis.latency import (
     FeatureModel,
     LatencyPredictor,
     MacsLinear,
+    PredictorSettings,
     Protocol,
     calibrate,
     sample_configs,
@@ -77,15 +79,52 @@ def test_block_table_round_trip_and_missing_block(tmp_path) -> None:
         table.predict([edgevit.preset_config("edgevit_s")])
 
 
-@pytest.mark.parametrize("content", ["{", "[]", json.dumps({"kind": "pickle", "format": 1}),
-                                     json.dumps({"format": 1, "kind": "macs_linear",
-                                                 "device": "x", "img_size": [224, 224],
-                                                 "state": {"slope_ms_per_gmac": "a"}})])
+def test_predict_batch_equals_predict_for_every_predictor() -> None:
+    """The vectorised path (what the exhaustive front and the tuner use) gives, config by
+    config, what `predict` gives; the block table looks each distinct stage up once."""
+    from analysis.cost import DEFAULT_SPACE
+    from analysis.latency import model_blocks
+
+    space = DEFAULT_SPACE.enumerate()
+    rows = np.random.default_rng(7).choice(len(space), 25, replace=False)
+    batch = space[rows]
+    configs = [batch.config(i) for i in range(len(batch))]
+    train = sample_configs(12, seed=8)
+    latency = np.array([model_cost(c).macs / 1e8 for c in train])
+    def made_up_ms(block) -> float:  # a distinct latency per block and map size
+        return 1.0 + zlib.crc32(f"{block.to_json()}@{block.h}x{block.w}".encode()) % 1000 / 100
+
+    blocks = {(b.to_json(), b.h, b.w): b for c in configs for b in model_blocks(c, (224, 224))}
+    block_rows = [{"config_json": b.to_json(), "config_kind": "block", "input_h": b.h,
+                   "input_w": b.w, "latency_ms": made_up_ms(b)} for b in blocks.values()]
+    predictors = [MacsLinear().fit(frame_of(train, latency)),
+                  FeatureModel().fit(frame_of(train, latency)),
+                  BlockTable().fit(pd.DataFrame(block_rows))]
+    for predictor in predictors:
+        np.testing.assert_allclose(predictor.predict_batch(batch), predictor.predict(configs),
+                                   rtol=1e-9, err_msg=predictor.kind)
+    by_hand = [sum(made_up_ms(b) for b in model_blocks(c, (224, 224))) for c in configs]
+    np.testing.assert_allclose(predictors[2].predict_batch(batch), by_hand)
+
+
+GOOD_FILE = {"format": 2, "kind": "macs_linear", "settings": {"threads": 1}, "scores": {},
+             "interval": None, "state": {"slope_ms_per_gmac": 1.0, "intercept_ms": 0.0}}
+
+
+@pytest.mark.parametrize("content", [
+    "{", "[]", json.dumps({"kind": "pickle", "format": 2}),
+    json.dumps({**GOOD_FILE, "state": {"slope_ms_per_gmac": "a"}}),
+    json.dumps({**GOOD_FILE, "settings": {"threads": 0}}),
+    json.dumps({**GOOD_FILE, "settings": {"colour": "red"}}),
+    json.dumps({**GOOD_FILE, "interval": {"level": 0.9, "log_halfwidth": -1}}),
+])
 def test_corrupt_predictor_files_are_refused(tmp_path, content: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
     with pytest.raises(ValueError, match="not a valid predictor file"):
         LatencyPredictor.load(path)
+    (tmp_path / "good.json").write_text(json.dumps(GOOD_FILE))
+    assert LatencyPredictor.load(tmp_path / "good.json").settings.threads == 1
 
 
 def test_score_by_hand() -> None:
@@ -136,10 +175,12 @@ def test_committed_calibrations_meet_the_goal(threads: int) -> None:
     ≥ 95 % of the held-out configs with Kendall τ ≥ 0.9, the block table and the GP beat
     MACs-linear, and the configs timed twice agree at least as well. Guards the predictors and
     the reference normalisation against regressions on real data."""
-    from analysis.latency import COMMITTED_CALIBRATIONS, evaluate_calibration
+    from analysis.latency import COMMITTED_CALIBRATIONS, evaluate_calibration, recorded_settings
 
-    frame = pd.read_csv(COMMITTED_CALIBRATIONS[threads])
-    _, report = evaluate_calibration(frame, device="development-cpu")
+    path = COMMITTED_CALIBRATIONS[threads]
+    predictors, report = evaluate_calibration(pd.read_csv(path),
+                                              settings=recorded_settings(path))
+    assert {p.settings.threads for p in predictors.values()} == {threads}
     assert report.train_count <= 200 and report.test_count >= 50
     best = max(report.scores.values(), key=lambda s: s["within_10"])
     assert best["within_10"] >= 0.95 and best["kendall_tau"] >= 0.9, report.table()
@@ -188,10 +229,80 @@ def test_calibrating_from_stored_rows_normalises_relative_ones() -> None:
 
     sweep = synthetic_sweep(0.6, reference_spread=0.15)
     stored = sweep.drop(columns=["latency_ms"]).rename(columns={"raw_latency_ms": "latency_ms"})
-    _, relative = calibrate_from_frame(stored, device="phone")
+    stored = stored.assign(backend="tflite", threads=4, batch_size=1)  # as the store has them
+    predictors, relative = calibrate_from_frame(stored, device="phone")
+    assert predictors["features_gp"].settings.describe() == \
+        "tflite, 4 threads, batch 1, 224×224, float32 on phone"
     assert relative.state_exponent == pytest.approx(0.6, abs=0.03)
     assert relative.scores["features_gp"]["within_5"] == 1.0
     absolute = stored.assign(reference_latency_ms=np.nan)
     _, report = calibrate_from_frame(absolute, device="phone")
+    with pytest.raises(ValueError, match="mix threads"):
+        calibrate_from_frame(stored.assign(threads=np.arange(len(stored)) % 2 + 1),
+                             device="phone")
     assert report.state_exponent == 1.0 and np.isnan(report.reference_latency_ms)
     assert report.scores["features_gp"]["within_5"] < 1.0  # the drift stays in the numbers
+
+
+def test_a_predictor_records_its_settings_and_refuses_others(tmp_path, capsys) -> None:
+    configs = sample_configs(12, seed=9)
+    latency = np.array([model_cost(c).macs / 1e8 for c in configs])
+    predictor = MacsLinear().fit(frame_of(configs, latency))
+    predictor.fit_interval(frame_of(configs, latency), lambda rows: MacsLinear().fit(rows))
+    predictor.settings = PredictorSettings(backend="torch", threads=1, batch_size=1,
+                                           img_size=(224, 224), device="cpu",
+                                           fingerprint="abc")
+    predictor.scores = {"within_10": 0.97, "coverage": 0.9}
+    predictor.save(tmp_path / "p.json")
+    loaded = LatencyPredictor.load(tmp_path / "p.json")
+    assert loaded.settings == predictor.settings and loaded.scores == predictor.scores
+    assert loaded.interval_log_halfwidth == predictor.interval_log_halfwidth
+    loaded.check_settings(threads=1, img_size=[224, 224], backend=None)  # the same: fine
+    with pytest.raises(ValueError, match=r"calibrated for torch, 1 thread, .*not torch, 2 "
+                                         r"threads.*threads differ"):
+        loaded.check_settings(threads=2)
+    with pytest.raises(ValueError, match="512×512.*img_size differ"):
+        loaded.check_settings(img_size=(512, 512))
+    code = main(["predict", "edgevit_xxs", "--predictor", str(tmp_path / "p.json"),
+                 "--backend", "onnxruntime"])
+    err = capsys.readouterr().err
+    assert code == 2 and "calibrated for torch" in err and "not onnxruntime" in err
+    assert main(["predict", "edgevit_xxs", "--predictor", str(tmp_path / "p.json"),
+                 "--threads", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    low, high = out["interval_ms"]
+    assert low < out["latency_ms"] < high and out["settings"]["threads"] == 1
+
+
+def test_old_predictor_files_ask_for_a_recalibration(tmp_path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"format": 1, "kind": "macs_linear", "device": "x",
+                                "img_size": [224, 224],
+                                "state": {"slope_ms_per_gmac": 1.0, "intercept_ms": 0.0}}))
+    with pytest.raises(ValueError, match="format 1.*recalibrate with `edgevit calibrate`"):
+        LatencyPredictor.load(path)
+
+
+def test_interval_coverage_by_hand() -> None:
+    measured = np.array([10.0, 20.0, 30.0, 40.0])
+    low = np.array([9.0, 21.0, 29.0, 30.0])
+    high = np.array([11.0, 25.0, 30.0, 39.0])  # in, below, on the edge, above
+    assert score(measured, measured, (low, high)).coverage == 0.5
+    assert "coverage" not in score(measured, measured).as_dict()
+
+
+def test_conformal_interval_covers_its_level() -> None:
+    """Latencies a line times log-normal noise (σ = 0.05): the cross-validated interval is
+    about ±1.645 σ in log space and covers about 90 % of fresh configs."""
+    rng = np.random.default_rng(11)
+    configs = sample_configs(160, seed=12)
+    gmacs = np.array([model_cost(c).macs / 1e9 for c in configs])
+    latency = (5.0 * gmacs + 1.0) * np.exp(rng.normal(0, 0.05, len(configs)))
+    train, fresh = slice(0, 100), slice(100, 160)
+    frame = frame_of(configs, latency)
+    predictor = MacsLinear().fit(frame.iloc[train])
+    predictor.fit_interval(frame.iloc[train], lambda rows: MacsLinear().fit(rows))
+    assert 0.06 < predictor.interval_log_halfwidth < 0.11
+    coverage = score(predictor.predict(configs[fresh]), latency[fresh],
+                     predictor.interval(configs[fresh])).coverage
+    assert 0.75 <= coverage <= 1.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import timm
@@ -193,6 +196,63 @@ def test_timm_create_model_matches_ours() -> None:
 def test_registering_a_name_twice_is_an_error() -> None:
     with pytest.raises(ValueError, match="already registered"):
         edgevit.register_config("edgevit_xxs", edgevit.preset_config("edgevit_s"))
+
+
+def test_a_name_timm_already_has_warns_and_ours_wins() -> None:
+    """Another package (the official release's code, say) registered `edgevit_xxs` in timm
+    first: importing ours warns, naming both, and ours is what timm then builds."""
+    script = (
+        "import warnings, timm\n"
+        "from timm.models import register_model\n"
+        "def edgevit_xxs(pretrained=False, **kwargs):\n"
+        "    raise AssertionError('the earlier registration was used')\n"
+        "register_model(edgevit_xxs)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import edgevit\n"
+        "messages = [str(w.message) for w in caught if 'edgevit_xxs' in str(w.message)]\n"
+        "assert len(messages) == 1 and '__main__' in messages[0] and 'edgevit.registry' in "
+        "messages[0], messages\n"
+        "assert type(timm.create_model('edgevit_xxs')) is edgevit.EdgeViT\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_reset_classifier_follows_timms_contract() -> None:
+    model = create_model("edgevit_xxs")
+    model.reset_classifier(7, global_pool="avg")
+    assert model.get_classifier().out_features == 7 == model.config.num_classes
+    model.reset_classifier(0)
+    assert isinstance(model.head, torch.nn.Identity)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 288)
+    with pytest.raises(ValueError, match="average only"):
+        model.reset_classifier(5, global_pool="max")
+
+
+def test_blocks_refuse_misspelt_keywords() -> None:
+    from edgevit.layers import ConvMixer, LocallyGroupedAttn, SpatialReductionAttn
+
+    for layer, kwargs in ((ConvMixer, dict(dim=8, kernel=3)),
+                          (LocallyGroupedAttn, dict(dim=8, kernel=3, num_heads=2)),
+                          (SpatialReductionAttn, dict(dim=8, num_heads=2, rate=2))):
+        layer(**kwargs)
+        with pytest.raises(TypeError, match="qkv_bais"):
+            layer(**kwargs, qkv_bais=False)
+
+
+def test_the_models_blocks_are_built_from_its_block_configs() -> None:
+    from edgevit.layers import LGLBlock
+
+    config = edgevit.preset_config("ablation_la_lsa")
+    model = EdgeViT(config)
+    for i, stage in enumerate(model.stages):
+        block = config.block_config(i)
+        twin = LGLBlock(block)
+        assert [(n, p.shape) for n, p in stage.blocks[0].named_parameters()] == \
+            [(n, p.shape) for n, p in twin.named_parameters()]
+        assert stage.downsample.proj.stride == (config.stem_config(i).stride,) * 2
 
 
 def test_forward_head_pre_logits() -> None:
