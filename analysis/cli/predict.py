@@ -26,7 +26,7 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
             device=args.device, budget=args.budget, threads=args.threads,
             img_size=image_size(args.img_size), seed=args.seed, store=store,
             with_blocks=args.kind == "block_table" or args.all_predictors,
-            protocol=protocol, progress=not args.json,
+            protocol=protocol, strategy=args.strategy, progress=not args.json,
         )
     if args.kind not in predictors:
         raise CliError(f"predictor {args.kind!r} was not fitted (block measurements needed)")
@@ -84,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fit on the device's stored (e.g. imported) measurements instead")
     p.add_argument("--threads", type=int, default=1,
                    help="intra-op threads (default 1: steadiest where other work shares the CPU)")
+    p.add_argument("--strategy", choices=("random", "active"), default="random",
+                   help="training configs drawn uniformly, or a third so and the rest where the "
+                        "predictor is least certain (the space's extremes included)")
     p.add_argument("--img-size", type=int, nargs="+", metavar="H W")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=int, default=20, help="minimum timed runs per measurement")

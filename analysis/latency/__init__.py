@@ -7,12 +7,15 @@ May import: edgevit, analysis.cost.
 
 from .blocks import BLOCK_KINDS, BlockAt, head_block, model_blocks, stage_blocks
 from .calibration import (
+    CALIBRATION_STRATEGIES,
     COMMITTED_CALIBRATIONS,
     MIN_ROWS_FOR_EXPONENT,
     REFERENCE_BLOCK,
     CalibrationReport,
     calibrate,
     calibrate_from_frame,
+    candidate_pool,
+    choose_uncertain,
     committed_predictor,
     evaluate_calibration,
     fit_state_exponent,
@@ -60,6 +63,7 @@ __all__ = [
     "BLOCK_KINDS",
     "BlockAt",
     "BlockTable",
+    "CALIBRATION_STRATEGIES",
     "COMMITTED_CALIBRATIONS",
     "CalibrationReport",
     "ENV_VAR",
@@ -79,6 +83,8 @@ __all__ = [
     "REFERENCE_MODEL",
     "calibrate",
     "calibrate_from_frame",
+    "candidate_pool",
+    "choose_uncertain",
     "canonical_json",
     "check_img_size",
     "committed_predictor",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.cost import DEFAULT_SPACE
+from analysis.cost import DEFAULT_SPACE, split_by_shared_fields
 from edgevit.config import PRESETS, EdgeViTConfig, stage_sizes
 
 from .blocks import BlockAt, model_blocks
@@ -138,13 +138,15 @@ class CalibrationReport:
         lines = [f"held-out configs: {self.test_count} (trained on {self.train_count}), "
                  f"device {self.device}, {self.img_size[0]}×{self.img_size[1]}{normalised}",
                  f"{'predictor':14s} {'MAPE':>7s} {'±5 %':>6s} {'±10 %':>6s} {'τ':>6s} "
-                 f"{'RMSE ms':>8s}"]
+                 f"{'RMSE ms':>8s} {'in 90 % interval':>17s}"]
         rows = dict(self.scores)
         if self.noise_floor:
             rows["noise floor"] = self.noise_floor
         for name, s in rows.items():
+            coverage = f"{s['coverage']:17.0%}" if "coverage" in s else f"{'':17s}"
             lines.append(f"{name:14s} {s['mape']:7.1%} {s['within_5']:6.0%} "
-                         f"{s['within_10']:6.0%} {s['kendall_tau']:6.3f} {s['rmse_ms']:8.2f}")
+                         f"{s['within_10']:6.0%} {s['kendall_tau']:6.3f} {s['rmse_ms']:8.2f} "
+                         f"{coverage}")
         return "\n".join(lines)
 
 
@@ -174,31 +176,116 @@ def _fit_with_kernel(kernel_theta: list[float], rows: pd.DataFrame) -> FeatureMo
     return FeatureModel(kernel_theta=kernel_theta).fit(rows)
 
 
+CALIBRATION_STRATEGIES = ("random", "active")
+
+
+def candidate_pool(size: int, seed: int = 0) -> list[EdgeViTConfig]:
+    """Where an active sweep may measure: `size` distinct configs of the space, half drawn
+    uniformly, half at its extremes (each parameter at its smallest or largest choice, drawn
+    independently), which uniform draws rarely reach."""
+    rng = np.random.default_rng(seed)
+    choices = DEFAULT_SPACE.choices()
+    seen: dict[str, EdgeViTConfig] = {}
+    for attempt in range(20 * size):
+        if len(seen) == size:
+            break
+        if attempt % 2:
+            params = DEFAULT_SPACE.sample(rng)
+        else:
+            params = {name: (min(v) if rng.random() < 0.5 else max(v))
+                      for name, v in choices.items()}
+        config = DEFAULT_SPACE.decode(params)
+        seen.setdefault(config.to_json(), config)
+    return list(seen.values())
+
+
+def choose_uncertain(measured: pd.DataFrame, pool: Sequence[EdgeViTConfig], count: int,
+                     exclude: set[str] = frozenset()) -> list[EdgeViTConfig]:
+    """`count` configs of `pool` (none whose JSON is in `exclude`) where a Gaussian-process
+    predictor fitted on the whole-model rows measured so far is least certain: the largest
+    predictive std of the log latency, one pick at a time, each pick then taken as measured at
+    its own prediction (the "kriging believer"), so that one batch spreads over the space."""
+    model = FeatureModel().fit(measured)
+    if not model.correction:
+        raise ValueError("choosing by uncertainty needs ≥ 5 measured configs")
+    available = np.array([config.to_json() not in exclude for config in pool])
+    rows = measured
+    picks: list[EdgeViTConfig] = []
+    for _ in range(min(count, int(available.sum()))):
+        spread = np.full(len(pool), -np.inf)
+        for index, batch in split_by_shared_fields(list(pool)):
+            spread[index] = model.log_spread(batch)
+        spread[~available] = -np.inf
+        best = int(np.argmax(spread))
+        picks.append(pool[best])
+        available[best] = False
+        believed = pd.DataFrame({"config_json": [pool[best].to_json()],
+                                 "config_kind": "model", "input_h": model.img_size[0],
+                                 "input_w": model.img_size[1],
+                                 "latency_ms": model.predict([pool[best]])})
+        rows = pd.concat([rows, believed], ignore_index=True)
+        model = FeatureModel(kernel_theta=model.kernel_theta).fit(rows)
+    return picks
+
+
 def calibrate(
     *, device: str, budget: int, threads: int = 1, img_size: tuple[int, int] = (224, 224),
     seed: int = 0, store: MeasurementStore | None = None, holdout_fraction: float = 0.25,
     with_blocks: bool = True, noise_repeats: int = 10, protocol: Protocol = Protocol(),
-    progress: bool = True,
+    strategy: str = "random", progress: bool = True,
 ) -> tuple[dict[str, LatencyPredictor], CalibrationReport]:
-    """Measure `budget` configs on this machine, fit every predictor, score on held-out ones."""
+    """Measure `budget` configs on this machine, fit every predictor, score on held-out ones.
+
+    The held-out configs are a uniform random share of the space. The training configs are
+    too with `strategy` "random"; with "active", a third of them (the presets first) are, and
+    the rest are chosen in rounds by `choose_uncertain` from a `candidate_pool` that includes
+    the space's extremes. At one seed both strategies hold out the same configs.
+    """
     if not 0 < holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+    if strategy not in CALIBRATION_STRATEGIES:
+        raise ValueError(f"strategy must be one of {CALIBRATION_STRATEGIES}, got {strategy!r}")
     started = time.monotonic()
     configs = sample_configs(budget, seed)
     test_count = max(1, int(round(holdout_fraction * len(configs))))
     if len(configs) - test_count < 3:
         raise ValueError(f"budget {budget} leaves fewer than 3 training configs")
+    order = np.random.default_rng(seed + 1).permutation(len(configs))
+    test = [configs[i] for i in order[:test_count]]
+    train = [configs[i] for i in order[test_count:]]
     reference = PRESETS[REFERENCE_MODEL]
-    results = measure_many(configs, threads=threads, img_size=img_size, reference=reference,
-                           store=store, protocol=protocol, progress=progress)
-    frame = normalised_frame(results, "model")
-    order = np.random.default_rng(seed + 1).permutation(len(frame))
-    parts = [frame.iloc[order[:test_count]].assign(split="test"),
-             frame.iloc[order[test_count:]].assign(split="train")]
+
+    def timed(items: Sequence[EdgeViTConfig]) -> list[LatencyResult]:
+        return measure_many(items, threads=threads, img_size=img_size, reference=reference,
+                            store=store, protocol=protocol, progress=progress)
+
+    test_results = timed(test)
+    if strategy == "random":
+        train_results = timed(train)
+    else:
+        wanted = len(train)
+        presets = [c for c in train if c.name in PRESETS]
+        train = (presets + [c for c in train if c.name not in PRESETS])[:max(5, wanted // 3)]
+        train_results = timed(train)
+        pool = candidate_pool(4000, seed + 2)
+        chosen = {c.to_json() for c in train + test}
+        while len(train) < wanted:
+            measured = normalised_frame(train_results, "model")
+            count = min(max(4, wanted // 8), wanted - len(train))
+            picks = choose_uncertain(measured, pool, count, exclude=chosen)
+            if not picks:
+                break
+            picks = [c.replace(name=f"active{len(train) + i}") for i, c in enumerate(picks)]
+            chosen |= {c.to_json() for c in picks}
+            train += picks
+            train_results += timed(picks)
+    frame = normalised_frame(test_results + train_results, "model")
+    parts = [frame.iloc[:len(test_results)].assign(split="test"),
+             frame.iloc[len(test_results):].assign(split="train")]
 
     if with_blocks:
         distinct = {}
-        for config in configs:
+        for config in test + train:
             for block in model_blocks(config, img_size):
                 distinct.setdefault((block.to_json(), block.h, block.w), block)
         block_results = measure_many(list(distinct.values()), threads=threads,
@@ -206,10 +293,7 @@ def calibrate(
                                      progress=progress)
         parts.append(normalised_frame(block_results, "block").assign(split="blocks"))
     if noise_repeats > 0:
-        repeat = [EdgeViTConfig.from_json(text)
-                  for text in parts[0]["config_json"].iloc[:noise_repeats]]
-        again = measure_many(repeat, threads=threads, img_size=img_size,
-                             reference=reference, protocol=protocol, progress=progress)
+        again = timed(test[:noise_repeats])
         parts.append(normalised_frame(again, "model").assign(split="repeat"))
 
     settings = PredictorSettings(backend="torch", threads=threads, batch_size=1,
@@ -218,6 +302,7 @@ def calibrate(
     predictors, report = evaluate_calibration(pd.concat(parts, ignore_index=True),
                                               settings=settings)
     report.seconds = time.monotonic() - started
+    report.extra["strategy"] = strategy
     return predictors, report
 
 

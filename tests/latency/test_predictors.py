@@ -11,7 +11,7 @@ import pytest
 
 import edgevit
 from analysis.cli import main
-from analysis.cost import config_features, model_cost
+from analysis.cost import ConfigBatch, config_features, model_cost
 from analysis.latency import (
     BlockTable,
     FeatureModel,
@@ -151,6 +151,39 @@ def test_calibrate_end_to_end_small(tmp_path) -> None:
     for values in report.scores.values():
         assert np.isfinite(values["mape"]) and 0 <= values["within_10"] <= 1
     assert store.count() > 8  # models, their blocks, all stored
+
+
+def test_active_choice_goes_where_the_predictor_is_least_certain() -> None:
+    from analysis.latency import candidate_pool, choose_uncertain
+    from analysis.latency.predictors import FeatureModel
+
+    measured = sample_configs(20, seed=13)
+    gmacs = np.array([model_cost(c).macs / 1e9 for c in measured])
+    frame = frame_of(measured, 5.0 * gmacs + 1.0)
+    pool = candidate_pool(300, seed=14)
+    assert len({c.to_json() for c in pool}) == 300
+    exclude = {pool[0].to_json()}
+    picks = choose_uncertain(frame, pool, 4, exclude=exclude)
+    assert len({c.to_json() for c in picks}) == 4 and not exclude & {c.to_json() for c in picks}
+    spread = FeatureModel().fit(frame).log_spread(ConfigBatch.of(pool))
+    first = [c.to_json() for c in pool].index(picks[0].to_json())
+    assert spread[first] == spread[1:].max()  # the first pick: the most uncertain config
+    rows = [[c.to_json() for c in pool].index(p.to_json()) for p in picks]
+    assert np.median(spread[rows]) > np.quantile(spread, 0.9)
+
+
+def test_active_calibration_end_to_end(tmp_path) -> None:
+    predictors, report = calibrate(device="here", budget=12, img_size=(64, 64), protocol=FAST,
+                                   noise_repeats=0, with_blocks=False, strategy="active",
+                                   progress=False)
+    assert report.extra["strategy"] == "active"
+    assert report.test_count == 3 and report.train_count == 9
+    uniform = {c.to_json() for c in sample_configs(12, seed=0)}
+    chosen = [j for j in report.extra["train"]["config_json"] if j not in uniform]
+    assert len(chosen) == 4  # 5 uniform training configs, then one round of 4 chosen ones
+    assert all(np.isfinite(s["mape"]) and "coverage" in s for s in report.scores.values())
+    with pytest.raises(ValueError, match="strategy"):
+        calibrate(device="here", budget=12, strategy="clever")
 
 
 def test_calibrate_and_predict_cli(tmp_path, capsys) -> None:
