@@ -46,6 +46,7 @@ from .predictors import (
     MacsLinear,
     PredictorScore,
     PredictorSettings,
+    TransferModel,
     score,
 )
 from .store import (
@@ -78,6 +79,7 @@ __all__ = [
     "OnnxExportError",
     "PredictorScore",
     "PredictorSettings",
+    "TransferModel",
     "Protocol",
     "REFERENCE_BLOCK",
     "REFERENCE_MODEL",

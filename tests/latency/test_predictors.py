@@ -339,3 +339,27 @@ def test_conformal_interval_covers_its_level() -> None:
     coverage = score(predictor.predict(configs[fresh]), latency[fresh],
                      predictor.interval(configs[fresh])).coverage
     assert 0.75 <= coverage <= 1.0
+
+
+def test_a_predictor_transfers_to_new_settings_from_few_measurements(tmp_path) -> None:
+    """A prior whose per-kind costs are right up to a power law (another back-end, say): 12
+    measurements of the new settings recover a and b, and the transferred predictor beats one
+    fitted from scratch on the same 12 measurements."""
+    from analysis.latency import TransferModel
+
+    configs = sample_configs(72, seed=15)
+    truth = np.array([2e-8, 3e-7, 1e-7, 0.0, 5e-7, 1e-7, 0.0, 0.01])
+    prior = FeatureModel(correction=False).fit(frame_of(configs[:40], config_features(
+        configs[:40]) @ truth))
+    new = 0.5 * (config_features(configs) @ truth) ** 1.2  # the new settings' latencies
+    few, held = slice(40, 52), slice(52, 72)
+    transfer = TransferModel(prior).fit(frame_of(configs[few], new[few]))
+    assert transfer.exponent == pytest.approx(1.2, rel=1e-3)
+    assert transfer.log_scale == pytest.approx(np.log(0.5), rel=1e-3)
+    scratch = FeatureModel().fit(frame_of(configs[few], new[few]))
+    ours = score(transfer.predict(configs[held]), new[held])
+    theirs = score(scratch.predict(configs[held]), new[held])
+    assert ours.mape < 1e-6 < theirs.mape
+    transfer.save(tmp_path / "t.json")
+    loaded = LatencyPredictor.load(tmp_path / "t.json")
+    np.testing.assert_allclose(loaded.predict(configs[held]), transfer.predict(configs[held]))
