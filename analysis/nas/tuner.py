@@ -64,6 +64,7 @@ CLASS_NAME = "analysis.nas.tuner.ParetoTuner"
 
 # a told trial's `kind` user attribute
 RESULT, INFEASIBLE, REPEATED, FAILED = "result", "infeasible", "repeated", "failed"
+NO_RESULT = "trial ended without a final result"
 
 
 class MetricError(ValueError):
@@ -201,6 +202,8 @@ def default_study_path() -> Path | None:
 
 
 class ParetoTuner(Tuner):
+    end_grace_s = 60.0  # how long a SUCCEEDED trial's result may arrive after its end event
+
     """NNI tuner driving an optuna multi-objective study (see the module docstring).
 
     classArgs: sampler (gp | tpe | nsga2), objectives (names out of accuracy, latency_ms, macs,
@@ -254,6 +257,7 @@ class ParetoTuner(Tuner):
         self.study.set_user_attr("objectives", list(objectives))
         self.codec: SpaceCodec | None = None
         self._running: dict[int, int] = {}  # NNI parameter id -> optuna trial number
+        self._ended_at: dict[int, float] = {}  # parameter id -> when it SUCCEEDED, no result
         self._told: dict[tuple, tuple[float, ...]] = {}  # config key -> told objective values
         self._fail_interrupted()
         for trial in self.study.get_trials(deepcopy=False):
@@ -303,6 +307,7 @@ class ParetoTuner(Tuner):
         if self.codec is None:
             raise RuntimeError("update_search_space was not called")
         self._started = time.perf_counter()
+        self._fail_overdue()
         running = self._running_keys()
         for _ in range(self.max_redraws):
             trial = self.study.ask(self.codec.distributions)
@@ -341,9 +346,21 @@ class ParetoTuner(Tuner):
         self._tell_result(echoed, values, parameter_id)
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
-        """A trial that ended without a final result (crashed, killed, timed out) is failed."""
-        self._fail(parameter_id, "trial ended " + ("without a final result" if success
-                                                   else "FAILED (see its trial.stderr)"))
+        """A trial that ended FAILED (crashed, killed, timed out) is failed at once. One that
+        SUCCEEDED without a result yet stays pending for `end_grace_s` seconds (NNI can send
+        the end event before the final result), then fails at the next dispatch."""
+        if success and parameter_id in self._running:
+            self._ended_at.setdefault(parameter_id, time.monotonic())
+            return
+        self._fail(parameter_id, "trial ended FAILED (see its trial.stderr)")
+
+    def _fail_overdue(self) -> None:
+        now = time.monotonic()
+        for parameter_id, ended in list(self._ended_at.items()):
+            if parameter_id not in self._running:
+                del self._ended_at[parameter_id]
+            elif now - ended > self.end_grace_s:
+                self._fail(parameter_id, NO_RESULT)
 
     def import_data(self, data: list[dict[str, Any]]) -> None:
         """Results NNI hands over on resume (or `nnictl experiment import`): each one not told
@@ -454,6 +471,7 @@ class ParetoTuner(Tuner):
         from optuna.trial import TrialState
 
         number = self._running.pop(parameter_id, None)
+        self._ended_at.pop(parameter_id, None)
         if number is None:
             return
         _logger.warning("parameter id %s (optuna trial %d) told as failed: %s", parameter_id,

@@ -129,6 +129,24 @@ def test_malformed_or_nan_result_is_a_failed_trial(value, message, caplog) -> No
     assert len(trials_by_state(tuner, TrialState.COMPLETE)) == 1
 
 
+def test_a_result_after_the_end_event_is_kept() -> None:
+    """NNI can deliver a trial's SUCCEEDED event before its final result."""
+    tuner = make_tuner(sampler="tpe")
+    params = tuner.generate_parameters(0)
+    tuner.trial_end(0, True)
+    tuner.generate_parameters(1)  # within the grace period: still pending
+    tuner.receive_trial_result(0, params, report(params))
+    counts = tuner.counts()
+    assert counts[RESULT] == 1 and counts[FAILED] == 0 and counts["running"] == 1
+    (told,) = trials_by_state(tuner, TrialState.COMPLETE)
+    assert told.values[0] == report(params)["accuracy"]
+    tuner.end_grace_s = 0.0  # a result that never comes: failed at the next dispatch
+    tuner.trial_end(1, True)
+    tuner.generate_parameters(2)
+    (failed,) = trials_by_state(tuner, TrialState.FAIL)
+    assert failed.user_attrs["fail_reason"] == "trial ended without a final result"
+
+
 def test_a_crashed_trial_is_failed_on_its_end_event() -> None:
     tuner = make_tuner(sampler="nsga2")
     tuner.generate_parameters(0)
