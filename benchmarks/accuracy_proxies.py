@@ -39,19 +39,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from analysis.accuracy.datasets import load_digits_dataset
-from analysis.accuracy.methods import (
+from analysis.accuracy import (
+    DEFAULT_THREADS,
+    PROXIES,
     PROXY_BATCH_SIZE,
     STUDY_JSON,
-    cheapest_comparable,
-    study_arrays,
-)
-from analysis.accuracy.proxies import PROXIES
-from analysis.accuracy.rank_stats import correlation_table
-from analysis.accuracy.training import (
-    DEFAULT_THREADS,
     TrainRecipe,
     build_model,
+    cheapest_comparable,
+    correlation_table,
+    load_digits_dataset,
+    study_arrays,
     train_and_evaluate,
 )
 from analysis.cost import DEFAULT_SPACE
@@ -83,8 +81,7 @@ def study_configs(n: int, seed: int) -> list[tuple[EdgeViTConfig, dict[str, Any]
 def measure(config: EdgeViTConfig, dataset, recipe: TrainRecipe, seed: int,
             threads: int) -> dict[str, Any]:
     """Proxies (each timed alone) and short training of one config."""
-    from analysis.accuracy.datasets import first_batch
-    from analysis.accuracy.proxies import compute_proxy
+    from analysis.accuracy import compute_proxy, first_batch
 
     with torch_threads(threads):
         images, labels = first_batch(dataset.train, PROXY_BATCH_SIZE, seed)

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from analysis.cost import DEFAULT_SPACE, macs_params, model_cost
-from analysis.counters import count_fvcore, image_input
-from analysis.counters.reconcile import predict
+from analysis.counters import count_fvcore, image_input, predict
 from edgevit.model import EdgeViT
 
 

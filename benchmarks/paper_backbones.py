@@ -29,16 +29,17 @@ import sys
 from pathlib import Path
 
 from analysis.latency import Protocol, measure_many
-from analysis.paper.backbones import (
+from analysis.paper import (
     BACKBONES,
     MEASURED_JSON,
     TASK_SIZES,
+    ablation_costs,
+    ablation_table,
     compare_with_paper,
     measure_backbones,
     rapl_status,
     results_header,
 )
-from analysis.paper.tables import ablation_costs, ablation_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

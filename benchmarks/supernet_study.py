@@ -47,17 +47,18 @@ if str(REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from analysis.accuracy.datasets import load_dataset  # noqa: E402
-from analysis.accuracy.methods import proxy_scores  # noqa: E402
-from analysis.accuracy.proxies import PROXIES  # noqa: E402
-from analysis.accuracy.rank_stats import correlation_table  # noqa: E402
-from analysis.accuracy.supernet import evaluate_subnet, load_supernet  # noqa: E402
-from analysis.accuracy.training import (  # noqa: E402
+from analysis.accuracy import (  # noqa: E402  # noqa: E402
     DEFAULT_THREADS,
+    PROXIES,  # noqa: E402
     TrainRecipe,
+    correlation_table,  # noqa: E402
+    evaluate_subnet,
+    load_dataset,  # noqa: E402
+    load_supernet,
+    proxy_scores,  # noqa: E402
     train_and_evaluate,
+    validated_default,  # noqa: E402
 )
-from analysis.accuracy.trust import validated_default  # noqa: E402
 from analysis.cost.ops import model_cost  # noqa: E402
 from analysis.cost.search_space import DEFAULT_SPACE  # noqa: E402
 from edgevit import preset_config  # noqa: E402

@@ -210,7 +210,7 @@ def load_dataset(source: str, img_size: int | None = None, *, test_fraction: flo
     A folder literally named `digits` or `fashion-mnist` is reached as `./digits`.
     """
     if source == FASHION_MNIST:
-        from analysis.accuracy.fashion_mnist import FASHION_MNIST_IMG_SIZE, load_fashion_mnist
+        from .fashion_mnist import FASHION_MNIST_IMG_SIZE, load_fashion_mnist
 
         return load_fashion_mnist(img_size or FASHION_MNIST_IMG_SIZE, split_seed=split_seed,
                                   max_per_class=max_per_class)

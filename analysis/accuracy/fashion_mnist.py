@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from analysis.accuracy.datasets import (
+from .datasets import (
     FASHION_MNIST,
     DatasetError,
     ImageDataset,

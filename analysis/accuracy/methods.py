@@ -35,16 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from analysis.accuracy.datasets import DIGITS, ImageDataset, first_batch, load_dataset
-from analysis.accuracy.proxies import PROXIES, compute_proxy
-from analysis.accuracy.training import (
+from analysis.runtime import torch_threads
+from edgevit.config import EdgeViTConfig
+
+from .datasets import DIGITS, ImageDataset, first_batch, load_dataset
+from .proxies import PROXIES, compute_proxy
+from .training import (
     DEFAULT_THREADS,
     TrainRecipe,
     build_model,
     train_and_evaluate,
 )
-from analysis.runtime import torch_threads
-from edgevit.config import EdgeViTConfig
 
 METHOD_KINDS = ("proxy", "train", "supernet")
 PROXY_BATCH_SIZE = 64
@@ -123,7 +124,7 @@ class AccuracyEvaluator:
     def dataset(self) -> ImageDataset:
         if self._dataset is None:
             if self.method.kind == "supernet":
-                from analysis.accuracy.supernet import load_supernet, supernet_dataset
+                from .supernet import load_supernet, supernet_dataset
 
                 self._dataset = supernet_dataset(load_supernet(self.method.name)[1])
             else:
@@ -143,7 +144,7 @@ class AccuracyEvaluator:
             details: dict[str, Any] = dict(batch_size=len(labels))
             seconds = time.perf_counter() - start
         elif self.method.kind == "supernet":
-            from analysis.accuracy.supernet import evaluate_subnet, load_supernet
+            from .supernet import evaluate_subnet, load_supernet
 
             supernet, record = load_supernet(self.method.name)
             with torch_threads(self.threads):
@@ -164,12 +165,6 @@ class AccuracyEvaluator:
 
     def __call__(self, config: EdgeViTConfig) -> float:
         return self.evaluate(config).accuracy
-
-
-def evaluate_accuracy(config: EdgeViTConfig, method: str = "train:digits",
-                      **options: Any) -> AccuracyResult:
-    """Score one config with `method`; `options` are `AccuracyEvaluator`'s keywords."""
-    return AccuracyEvaluator(method, **options).evaluate(config)
 
 
 def make_evaluator(method: str, *, img_size: int | None = None, epochs: int | None = None,

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgevit.model import EdgeViT
+from analysis.cost import model_cost
+from edgevit import EdgeViT, EdgeViTConfig
 
 ProxyFn = Callable[[EdgeViT, torch.Tensor, torch.Tensor], float]
 PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -110,17 +111,33 @@ def grad_norm(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> flo
     return float(sum(g.norm() for g in grads))
 
 
+# The trivial baselines need no network: log10 of the cost model's exact counts, (macs, params)
+# arrays of any shape -> scores. The search scores the whole enumerated space with them.
+COST_BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "params": lambda macs, params: np.log10(np.asarray(params, dtype=np.float64)),
+    "macs": lambda macs, params: np.log10(np.asarray(macs, dtype=np.float64)),
+}
+
+
+def cost_baseline(name: str, config: EdgeViTConfig,
+                  img_size: tuple[int, int] = (224, 224)) -> float:
+    """The cost baseline `name` of one config at an H×W input."""
+    cost = model_cost(config, img_size)
+    return float(COST_BASELINES[name](cost.macs, cost.params))
+
+
+def _image_size(images: torch.Tensor) -> tuple[int, int]:
+    return int(images.shape[-2]), int(images.shape[-1])
+
+
 @register_proxy("params")
 def log_params(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return math.log10(model.num_params())
+    return cost_baseline("params", model.config, _image_size(images))
 
 
 @register_proxy("macs")
 def log_macs(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
-    from analysis.cost import model_cost
-
-    height, width = images.shape[-2:]
-    return math.log10(model_cost(model.config, (int(height), int(width))).macs)
+    return cost_baseline("macs", model.config, _image_size(images))
 
 
 def compute_proxy(name: str, model: EdgeViT, images: torch.Tensor,

@@ -76,12 +76,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from analysis.accuracy.datasets import ImageDataset, gather, load_dataset
-from analysis.accuracy.training import DEFAULT_THREADS, lr_factor, torch_threads
 from analysis.cost import DEFAULT_SPACE, SearchSpace
 from edgevit.config import EdgeViTConfig
 from edgevit.layers import DeconvProp
 from edgevit.model import EdgeViT
+
+from .datasets import ImageDataset, gather, load_dataset
+from .training import DEFAULT_THREADS, lr_factor, torch_threads
 
 SUPERNET_FORMAT = "edgevit-supernet/1"
 CHECKPOINT_NAME = "supernet.pt"

@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from analysis.accuracy.datasets import ImageDataset
 from analysis.runtime import torch_threads
 from edgevit.config import EdgeViTConfig
 from edgevit.model import EdgeViT
+
+from .datasets import ImageDataset
 
 DEFAULT_THREADS = 1
 

@@ -106,8 +106,8 @@ def study_default(path: str | Path | None = None, *, n_resamples: int = 2000,
     """`validated_default` of a committed proxy study (default: the digits study of
     `analysis.accuracy.methods.STUDY_JSON`); proxies are named `proxy:NAME` and training
     `train:<dataset>`."""
-    from analysis.accuracy.methods import STUDY_JSON, load_study, study_arrays
-    from analysis.accuracy.rank_stats import correlation_table
+    from .methods import STUDY_JSON, load_study, study_arrays
+    from .rank_stats import correlation_table
 
     study = load_study(STUDY_JSON if path is None else path)
     accuracy, scores, seconds = study_arrays(study)

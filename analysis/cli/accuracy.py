@@ -10,7 +10,7 @@ from .common import CliError, add_command, resolve_config
 
 def cmd_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Score one model; the JSON holds `accuracy` (top-1 or the raw proxy score) and `method`."""
-    from analysis.accuracy.methods import AccuracyEvaluator, AccuracyMethod
+    from analysis.accuracy import AccuracyEvaluator, AccuracyMethod
     from edgevit.config import MIN_IMG_SIZE
 
     method = AccuracyMethod.parse(args.method)  # ValueError -> one line, exit 2

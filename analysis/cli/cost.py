@@ -21,7 +21,7 @@ def cmd_flops(args: argparse.Namespace) -> dict:
         "macs_by_stage": cost.by_stage(), "elementwise_numel": cost.elementwise,
     }
     if args.counter != "symbolic":
-        from analysis.counters.reconcile import reconcile
+        from analysis.counters import reconcile
 
         names = None if args.counter == "all" else [args.counter]
         result["counters"] = reconcile(config, size, names)

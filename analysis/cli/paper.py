@@ -42,15 +42,15 @@ def _yes(flag: bool) -> str:
 def cmd_paper_tables(args: argparse.Namespace) -> dict[str, Any]:
     """Recompute Tables 1 and 2; with --measure also time the backbones here."""
     from analysis.latency import Protocol
-    from analysis.paper.backbones import (
+    from analysis.paper import (
         BACKBONES,
         TASK_SIZES,
         compare_with_paper,
         load_energy_csv,
         measure_backbones,
         rapl_status,
+        report,
     )
-    from analysis.paper.tables import report
 
     if args.img_size and not args.measure:
         raise CliError("--img-size applies to --measure only")

@@ -17,7 +17,7 @@ from .common import CliError, add_command, resolve_config
 
 
 def _space(path: str | None):
-    from analysis.accuracy.supernet import space_from_dict
+    from analysis.accuracy import space_from_dict
     from analysis.cost.search_space import DEFAULT_SPACE
 
     if path is None:
@@ -36,7 +36,7 @@ def _space(path: str | None):
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis.accuracy.supernet import SupernetRecipe, train_supernet
+    from analysis.accuracy import SupernetRecipe, train_supernet
 
     for name in ("steps", "batch_size", "save_every", "stop_after", "max_per_class"):
         value = getattr(args, name)
@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis.accuracy.methods import AccuracyEvaluator
+    from analysis.accuracy import AccuracyEvaluator
 
     if args.calib_images < 1 or (args.eval_images is not None and args.eval_images < 1):
         raise CliError("--calib-images and --eval-images must be ≥ 1")

@@ -32,13 +32,16 @@ Modules:
   torch_adapter    count_torch and the CPU SDPA formula registration (SDPA_CPU_FORMULAS,
                    register_sdpa_flop_formulas, run at import)
   combined         COUNTERS, DEFAULT_ATTENTION, count_model, count_all, image_input
-  rules            Rule, RULES, rule_macs, predicted_macs
+  rules            Rule, CounterRules, RULES, rule_macs, predicted_macs
+  reconcile        predict (a counter's MACs from the cost model's ops), reconcile (printed
+                   against predicted, per counter, with the reasons)
 """
 
 from .combined import COUNTERS, DEFAULT_ATTENTION, count_all, count_model, image_input
 from .formulas import conv_macs, linear_macs, matmul_macs, numel, sdpa_macs
 from .fvcore_adapter import count_fvcore
 from .ptflops_adapter import count_ptflops
+from .reconcile import predict, reconcile
 from .recording import ATTENTION_PATHS, record_ops
 from .records import (
     API_KINDS,
@@ -48,7 +51,7 @@ from .records import (
     base_op_name,
     is_data_movement,
 )
-from .rules import RULES, Rule, predicted_macs, rule_macs
+from .rules import RULES, CounterRules, Rule, predicted_macs, rule_macs
 from .torch_adapter import SDPA_CPU_FORMULAS, count_torch, register_sdpa_flop_formulas
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "RULES",
     "SDPA_CPU_FORMULAS",
     "CounterResult",
+    "CounterRules",
     "OpCall",
     "Rule",
     "base_op_name",
@@ -74,7 +78,9 @@ __all__ = [
     "linear_macs",
     "matmul_macs",
     "numel",
+    "predict",
     "predicted_macs",
+    "reconcile",
     "record_ops",
     "register_sdpa_flop_formulas",
     "rule_macs",

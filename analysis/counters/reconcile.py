@@ -27,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from analysis.cost import MAC_KINDS, OpCost, model_cost
-from edgevit.config import EdgeViTConfig
+from edgevit import EdgeViT, EdgeViTConfig
 
+from .combined import COUNTERS, count_model, image_input
 from .rules import RULES
 
 
@@ -51,9 +52,6 @@ def predict(counter: str, ops: Sequence[OpCost]) -> tuple[int, dict[str, int]]:
 def reconcile(config: EdgeViTConfig, img_size: tuple[int, int] = (224, 224),
               counters: Sequence[str] | None = None) -> dict[str, dict]:
     """Per counter: printed MACs, predicted MACs, the core, and why they differ."""
-    from analysis.counters import COUNTERS, count_model, image_input
-    from edgevit.model import EdgeViT
-
     names = list(counters) if counters else list(COUNTERS)
     cost = model_cost(config, img_size)
     model = EdgeViT(config).eval()

@@ -8,23 +8,22 @@ one forward/backward pass or a training run per config (`analysis.accuracy.metho
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.cost import model_cost
+from analysis.accuracy import COST_BASELINES, AccuracyMethod, cost_baseline, make_evaluator
 from edgevit.config import EdgeViTConfig
-
-VECTORISED_PROXIES = ("params", "macs")
 
 
 def default_accuracy_method() -> str:
     """The search's default: the method best per second of compute in the committed proxy
     study (`analysis/accuracy/data/accuracy_proxy_study.json`), by
     `accuracy.cheapest_comparable`."""
-    from analysis.accuracy.methods import cheapest_comparable, load_study
+    from analysis.accuracy import cheapest_comparable, load_study
 
     return "proxy:" + cheapest_comparable(load_study()["table"])["method"]
 
@@ -39,26 +38,15 @@ class AccuracyObjective:
     vectorised: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
-def _log_params(config: EdgeViTConfig) -> float:
-    return math.log10(model_cost(config).params)
-
-
-def _log_macs(config: EdgeViTConfig) -> float:
-    return math.log10(model_cost(config).macs)
-
-
 def accuracy_objective(method: str, *, img_size: int | None = None, epochs: int | None = None,
                        seed: int = 0) -> AccuracyObjective:
-    """Parse `proxy:NAME | train:PATH` into an objective; ValueError for unknown methods."""
-    kind, _, name = method.partition(":")
-    if kind not in ("proxy", "train") or not name:
-        raise ValueError(f"accuracy method {method!r}: expected proxy:NAME or train:PATH")
-    if method == "proxy:params":
-        return AccuracyObjective(method, _log_params, lambda macs, params: np.log10(params))
-    if method == "proxy:macs":
-        return AccuracyObjective(method, _log_macs, lambda macs, params: np.log10(macs))
-    from analysis.accuracy.methods import make_evaluator  # heavier: torch training, proxies
-
+    """An objective for any accuracy method (`analysis.accuracy.AccuracyMethod` parses it:
+    proxy:NAME, train:digits|fashion-mnist|PATH, supernet:CKPT); ValueError naming what is
+    wrong. The cost baselines (proxy:params, proxy:macs) are vectorised over the space."""
+    parsed = AccuracyMethod.parse(method)
+    if parsed.kind == "proxy" and parsed.name in COST_BASELINES:
+        return AccuracyObjective(method, functools.partial(cost_baseline, parsed.name),
+                                 COST_BASELINES[parsed.name])
     evaluator = make_evaluator(method, img_size=img_size, epochs=epochs, seed=seed)
     return AccuracyObjective(method, evaluator)
 

@@ -40,8 +40,9 @@ from analysis.latency import (  # the latency CSV's checks, shared so both impor
     open_measurement_csv,
     parse_csv_row,
 )
-from analysis.paper.tables import PaperTable, efficiency_pct_per_mj, load_paper_tables
 from analysis.runtime import torch_threads
+
+from .tables import PaperTable, efficiency_pct_per_mj, load_paper_tables
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 MEASURED_JSON = Path(__file__).resolve().parent / "data" / "backbones_measured.json"

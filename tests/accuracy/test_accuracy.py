@@ -12,31 +12,29 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.accuracy.datasets import (
-    DatasetError,
-    first_per_class,
-    load_digits_dataset,
-    load_image_folder,
-    stratified_split,
-)
-from analysis.accuracy.methods import (
+from analysis.accuracy import (
+    PROXIES,
     STUDY_JSON,
     AccuracyEvaluator,
     AccuracyMethod,
-    cheapest_comparable,
-    load_study,
-    proxy_scores,
-    study_arrays,
-)
-from analysis.accuracy.proxies import PROXIES
-from analysis.accuracy.rank_stats import (
+    DatasetError,
+    TrainRecipe,
     average_ranks,
     bootstrap_interval,
+    build_model,
+    cheapest_comparable,
     correlation_table,
+    first_per_class,
     kendall_tau,
+    load_digits_dataset,
+    load_image_folder,
+    load_study,
+    proxy_scores,
     spearman_rho,
+    stratified_split,
+    study_arrays,
+    train_and_evaluate,
 )
-from analysis.accuracy.training import TrainRecipe, build_model, train_and_evaluate
 from analysis.cli import main
 from analysis.cost import model_cost
 from edgevit.config import PRESETS, EdgeViTConfig
@@ -149,7 +147,7 @@ def test_proxies_depend_on_the_seed_and_leave_the_model_alone(digits) -> None:
     assert other["snip"][0] != base["snip"][0]
     model = build_model(TINY, digits, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    from analysis.accuracy.proxies import compute_proxy
+    from analysis.accuracy import compute_proxy
 
     images, labels = digits.test[:16]
     for name in PROXIES:

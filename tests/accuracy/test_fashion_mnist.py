@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.accuracy.datasets import DatasetError, gather, load_dataset
-from analysis.accuracy.fashion_mnist import (
+from analysis.accuracy import (
     FASHION_MNIST_DIR,
     FASHION_MNIST_ENV,
     IMAGE_MAGIC,
     LABEL_MAGIC,
+    DatasetError,
+    gather,
+    load_dataset,
     load_fashion_mnist,
     read_idx,
     read_split,

@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.accuracy.datasets import load_digits_dataset
-from analysis.accuracy.methods import AccuracyEvaluator, AccuracyMethod
+from analysis.accuracy import AccuracyEvaluator, AccuracyMethod, load_digits_dataset
 from analysis.accuracy.supernet import (
     CHECKPOINT_NAME,
     RECORD_NAME,

@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_supernet import TINY_SPACE
 
-from analysis.accuracy.supernet import (
+from analysis.accuracy import (
     CHECKPOINT_NAME,
     RECORD_NAME,
     SupernetRecipe,

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis.accuracy.rank_stats import correlation_table
-from analysis.accuracy.trust import (
+from analysis.accuracy import (
     UNVALIDATED,
+    correlation_table,
     is_validated,
     study_default,
     validated_default,

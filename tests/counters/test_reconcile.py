@@ -9,7 +9,7 @@ import pytest
 import edgevit
 from analysis.cli import main
 from analysis.cost import model_cost
-from analysis.counters.reconcile import predict, reconcile
+from analysis.counters import predict, reconcile
 
 
 @pytest.mark.parametrize("size", [(224, 224), (100, 76)])
