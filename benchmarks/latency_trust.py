@@ -42,29 +42,17 @@ from analysis.latency import (
 from analysis.latency.calibration import normalised_frame, state_adjusted
 from edgevit import PRESETS, EdgeViTConfig
 
+OFF_GRID_JSON = Path(__file__).resolve().parent / "off_grid_configs.json"
 OUT = Path(__file__).resolve().parent / "latency_trust.json"  # the last full run, committed
 PROTOCOL = Protocol(min_runs=20, min_time_s=0.3)
 
 
 def off_grid_configs() -> list[EdgeViTConfig]:
-    """12 configs outside the search space's grid (its choices are head_dim 32/36/48, widths
-    head_dim × (1|2, 2|3, 4-6, 6-10), r dividing the map side up to 8, depths ≤ 2/3/6/3)."""
-    rows = [
-        (24, (24, 72, 120, 240), (2, 3, 6, 3), (8, 4, 2, 1)),
-        (40, (40, 80, 200, 320), (1, 2, 4, 2), (7, 8, 7, 7)),
-        (56, (56, 112, 224, 448), (1, 1, 3, 1), (4, 2, 2, 1)),
-        (32, (64, 96, 160, 224), (2, 2, 6, 2), (8, 7, 2, 1)),
-        (36, (36, 108, 180, 252), (1, 3, 5, 3), (6, 4, 7, 7)),
-        (48, (48, 144, 192, 336), (2, 1, 6, 1), (3, 6, 1, 1)),
-        (24, (48, 96, 168, 312), (1, 2, 2, 2), (8, 8, 4, 2)),
-        (40, (80, 120, 240, 400), (2, 2, 3, 3), (2, 2, 2, 1)),
-        (32, (32, 96, 256, 352), (1, 3, 6, 1), (7, 4, 7, 7)),
-        (56, (56, 168, 280, 392), (2, 1, 2, 2), (8, 2, 1, 1)),
-        (36, (72, 144, 216, 324), (1, 1, 6, 3), (5, 5, 2, 7)),
-        (48, (96, 96, 288, 432), (2, 3, 4, 1), (4, 8, 2, 1)),
-    ]
-    return [EdgeViTConfig(widths=w, depths=d, sample_rates=r, head_dim=h, mlp_ratio=3.5,
-                          name=f"offgrid{i}") for i, (h, w, d, r) in enumerate(rows)]
+    """The 12 configs of `off_grid_configs.json`, all outside the search space's grid (its
+    choices are head_dim 32/36/48, widths head_dim × (1|2, 2|3, 4-6, 6-10), r dividing the map
+    side up to 8, depths ≤ 2/3/6/3, MLP ratio 3|4): head dims 24/40/56, widths between the
+    space's, r up to 8 whether or not it divides the map, depths up to 6, MLP ratio 3.5."""
+    return [EdgeViTConfig.from_dict(row) for row in json.loads(OFF_GRID_JSON.read_text())]
 
 
 def measured_rows(configs, *, threads: int, img_size: tuple[int, int]) -> pd.DataFrame:

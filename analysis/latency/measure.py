@@ -311,33 +311,30 @@ def _measure(targets: Sequence[Target], backend: str, threads: int,
 def measure(
     model: ModelSpec | BlockAt,
     *,
+    reference: ModelSpec | BlockAt | None = None,
     backend: str = "torch",
     threads: int = 1,
     batch_size: int = 1,
     img_size: Sequence[int] = (224, 224),
     protocol: Protocol = Protocol(),
 ) -> LatencyResult:
-    """Median latency (ms per forward of a batch of `batch_size` H×W images) of one model."""
-    _check_backend_threads(backend, threads)
-    return _measure([prepare(model, batch_size, img_size)], backend, threads, protocol)
+    """Median latency (ms per forward of a batch of `batch_size` H×W images) of one model.
 
-
-def measure_relative(
-    model: ModelSpec | BlockAt,
-    reference_model: ModelSpec | BlockAt = REFERENCE_MODEL,
-    *,
-    backend: str = "torch",
-    threads: int = 1,
-    batch_size: int = 1,
-    img_size: Sequence[int] = (224, 224),
-    protocol: Protocol = Protocol(),
-) -> LatencyResult:
-    """`model` timed interleaved with `reference_model` (same back-end, batch and input size):
-    both medians, and `ratio` = latency_ms / reference_latency_ms, stable where absolute times
-    drift. Noise is judged on the per-run ratios (`ratio_cv`)."""
+    With `reference`, the model is timed interleaved with it (same back-end, batch and input
+    size): both medians, and `ratio` = latency_ms / reference_latency_ms, stable where absolute
+    times drift; noise is then judged on the per-run ratios (`ratio_cv`)."""
     _check_backend_threads(backend, threads)
-    targets = [prepare(model, batch_size, img_size), prepare(reference_model, batch_size, img_size)]
+    targets = [prepare(model, batch_size, img_size)]
+    if reference is not None:
+        targets.append(prepare(reference, batch_size, img_size))
     return _measure(targets, backend, threads, protocol)
+
+
+def measure_relative(model: ModelSpec | BlockAt,
+                     reference_model: ModelSpec | BlockAt = REFERENCE_MODEL,
+                     **settings: Any) -> LatencyResult:
+    """`measure(model, reference=reference_model, **settings)`."""
+    return measure(model, reference=reference_model, **settings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,13 +391,8 @@ def measure_many(
     device_id = store.add_device() if store is not None else None
     results = []
     for item in tqdm(items, desc=f"latency ({backend})", unit="model", disable=not progress):
-        if reference is None:
-            result = measure(item, backend=backend, threads=threads, batch_size=batch_size,
-                             img_size=img_size, protocol=protocol)
-        else:
-            result = measure_relative(item, reference, backend=backend, threads=threads,
-                                      batch_size=batch_size, img_size=img_size,
-                                      protocol=protocol)
+        result = measure(item, reference=reference, backend=backend, threads=threads,
+                         batch_size=batch_size, img_size=img_size, protocol=protocol)
         if store is not None:
             store_result(store, result, device_id)
         results.append(result)

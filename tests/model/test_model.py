@@ -13,7 +13,7 @@ import torch
 import edgevit
 from edgevit import PRESET_PARAMS, EdgeViT, checkpoint_filter_fn, create_model
 
-PRESET_NAMES = ["edgevit_xxs", "edgevit_xs", "edgevit_s"]
+PRESET_NAMES = list(edgevit.PRESETS)
 
 
 def official_zero_state_dict(official_state_dicts: dict, name: str) -> dict[str, torch.Tensor]:
