@@ -10,7 +10,8 @@ XXS reference so that machine drift cancels, latencies normalised as calibration
    space's, r up to 8, depths up to 6), predicted by both calibrations' GP, measured twice (the
    second time for the noise floor).
 3. Transfer to new settings: the random calibration's GP as the prior, adapted with
-   `--adapt` measurements of the new settings (torch at 2 threads; torch at 512² on 1 thread),
+   `--adapt` measurements of the new settings (torch at 2 threads; torch at each of `--sizes`
+   other than 224 on 1 thread),
    against a GP and a MACs line fitted from scratch on the same measurements, scored on the
    other configs measured there.
 
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--transfer-test", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 512],
+                        help="input sides of the 1-thread transfer cases besides 2 threads at 224")
     args = parser.parse_args()
     started = time.monotonic()
     out: dict = {"budget": args.budget, "seed": args.seed}
@@ -125,12 +128,11 @@ def main() -> None:
                                               if "coverage" in s else ""))
 
     prior = calibrations["random"][0]["features_gp"]
-    out["transfer"] = [
-        transfer(prior, threads=2, img_size=(224, 224), adapt=args.adapt,
-                 test=args.transfer_test, seed=args.seed + 100),
-        transfer(prior, threads=1, img_size=(512, 512), adapt=args.adapt,
-                 test=args.transfer_test, seed=args.seed + 200),
-    ]
+    out["transfer"] = [transfer(prior, threads=2, img_size=(224, 224), adapt=args.adapt,
+                                test=args.transfer_test, seed=args.seed + 100)]
+    out["transfer"] += [transfer(prior, threads=1, img_size=(side, side), adapt=args.adapt,
+                                 test=args.transfer_test, seed=args.seed + side)
+                        for side in args.sizes if side != 224]
     for case in out["transfer"]:
         print(f"\ntransfer to {case['threads']} thread(s), {case['img_size'][0]}² "
               f"({case['adapt']} measurements, {case['test']} held out):")
