@@ -15,6 +15,15 @@ GLOBAL_ATTNS = ("sparse", "sra")
 NUM_STAGES = 4
 STAGE_STRIDES = (4, 2, 2, 2)  # stem stride of each stage; cumulative reductions 4, 8, 16, 32
 MIN_IMG_SIZE = 32  # the four stems reduce by 32; below this the last stage has no pixel
+# Sane upper bounds of every numeric field: far above any edge model, low enough that no count
+# derived from a config overflows a float64 or an int64.
+MAX_WIDTH = 16_384  # channels of a stage (and head_dim)
+MAX_DEPTH = 64  # blocks of a stage
+MAX_SAMPLE_RATE = 64
+MAX_MLP_RATIO = 64.0
+MAX_LOCAL_KERNEL = 63
+MAX_CLASSES = 1_000_000
+MAX_IN_CHANS = 1_024
 
 
 def stage_sizes(img_size: tuple[int, int]) -> list[tuple[int, int]]:
@@ -125,15 +134,15 @@ class EdgeViTConfig:
         for name in ("widths", "depths", "sample_rates"):
             object.__setattr__(self, name, _as_int_tuple(getattr(self, name), name))
         for i, (w, d, r) in enumerate(zip(self.widths, self.depths, self.sample_rates)):
-            _check(w >= 1, "widths", f"stage {i} width {w} must be ≥ 1")
-            _check(d >= 1, "depths", f"stage {i} depth {d} must be ≥ 1")
-            _check(r >= 1, "sample_rates", f"stage {i} sample rate {r} must be ≥ 1")
-            _check(r <= 64, "sample_rates", f"stage {i} sample rate {r} is above 64")
+            _check(1 <= w <= MAX_WIDTH, "widths", f"stage {i} width {w} is not in 1..{MAX_WIDTH}")
+            _check(1 <= d <= MAX_DEPTH, "depths", f"stage {i} depth {d} is not in 1..{MAX_DEPTH}")
+            _check(1 <= r <= MAX_SAMPLE_RATE, "sample_rates",
+                   f"stage {i} sample rate {r} is not in 1..{MAX_SAMPLE_RATE}")
         _check(
             isinstance(self.head_dim, int) and not isinstance(self.head_dim, bool)
-            and self.head_dim >= 1,
+            and 1 <= self.head_dim <= MAX_WIDTH,
             "head_dim",
-            f"expected a positive integer, got {self.head_dim!r}",
+            f"expected an integer in 1..{MAX_WIDTH}, got {self.head_dim!r}",
         )
         for i, w in enumerate(self.widths):
             _check(
@@ -143,9 +152,9 @@ class EdgeViTConfig:
             )
         _check(
             isinstance(self.mlp_ratio, (int, float)) and not isinstance(self.mlp_ratio, bool)
-            and math.isfinite(self.mlp_ratio) and self.mlp_ratio > 0,
+            and math.isfinite(self.mlp_ratio) and 0 < self.mlp_ratio <= MAX_MLP_RATIO,
             "mlp_ratio",
-            f"expected a finite number > 0, got {self.mlp_ratio!r}",
+            f"expected a number in (0, {MAX_MLP_RATIO:g}], got {self.mlp_ratio!r}",
         )
         object.__setattr__(self, "mlp_ratio", float(self.mlp_ratio))
         for i, w in enumerate(self.widths):
@@ -156,16 +165,16 @@ class EdgeViTConfig:
             )
         _check(
             isinstance(self.local_kernel, int) and not isinstance(self.local_kernel, bool)
-            and self.local_kernel >= 1 and self.local_kernel % 2 == 1,
+            and 1 <= self.local_kernel <= MAX_LOCAL_KERNEL and self.local_kernel % 2 == 1,
             "local_kernel",
-            f"expected a positive odd integer, got {self.local_kernel!r}",
+            f"expected an odd integer in 1..{MAX_LOCAL_KERNEL}, got {self.local_kernel!r}",
         )
-        for name in ("num_classes", "in_chans"):
+        for name, top in (("num_classes", MAX_CLASSES), ("in_chans", MAX_IN_CHANS)):
             value = getattr(self, name)
             _check(
-                isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top,
                 name,
-                f"expected an integer ≥ 0, got {value!r}",
+                f"expected an integer in 0..{top}, got {value!r}",
             )
         _check(self.in_chans >= 1, "in_chans", "must be ≥ 1")
         _check(
@@ -262,6 +271,8 @@ class EdgeViTConfig:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValueError(f"EdgeViTConfig: malformed JSON ({err})") from None
+        except RecursionError:
+            raise ValueError("EdgeViTConfig: JSON nested too deeply") from None
         return cls.from_dict(data)
 
 

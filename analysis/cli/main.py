@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
               " — set EDGEVIT_DEBUG=1 for the traceback", file=sys.stderr)
         return EXIT_INTERNAL
     if args.json:
-        print(json.dumps(result, indent=None, sort_keys=True))
+        try:
+            text = json.dumps(result, indent=None, sort_keys=True, allow_nan=False)
+        except ValueError:  # NaN or ±Infinity: not JSON, and not a number anyone can use
+            print(f"edgevit {args.command}: error: the result holds a non-finite number "
+                  "(NaN or Infinity), which --json does not print", file=sys.stderr)
+            return EXIT_USAGE
+        print(text)
     return 0
 

@@ -363,3 +363,13 @@ def test_a_predictor_transfers_to_new_settings_from_few_measurements(tmp_path) -
     transfer.save(tmp_path / "t.json")
     loaded = LatencyPredictor.load(tmp_path / "t.json")
     np.testing.assert_allclose(loaded.predict(configs[held]), transfer.predict(configs[held]))
+
+
+@pytest.mark.parametrize("slope", [float("nan"), float("inf"), -1e6])
+def test_predict_refuses_a_broken_predictor_file(tmp_path, capsys, slope: float) -> None:
+    path = tmp_path / "broken.json"
+    MacsLinear(slope_ms_per_gmac=slope, intercept_ms=0.0).save(path)
+    code = main(["predict", "edgevit_xxs", "--predictor", str(path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "not a finite positive latency" in err and str(path) in err and err.count("\n") == 1

@@ -14,7 +14,8 @@ from edgevit.config import GLOBAL_ATTNS, LOCAL_AGGS, LOCAL_PROPS, SAMPLERS
 VALID = PRESETS["edgevit_xxs"].to_dict()
 
 anything = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.integers()
+    | st.integers(10**300, 10**400) | st.floats(allow_nan=True)
     | st.text(max_size=8),
     lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=5),
                                                                        children, max_size=4),
@@ -70,6 +71,14 @@ def test_json_round_trip(config: EdgeViTConfig) -> None:
     "change, field",
     [
         (dict(widths=(36, 72, 144)), "widths"),
+        (dict(widths=(36, 72, 144, 10**400)), "widths"),  # once an OverflowError
+        (dict(widths=(36, 72, 144, 288 * 10**6)), "widths"),
+        (dict(depths=(1, 1, 3, 1000)), "depths"),
+        (dict(mlp_ratio=1e308), "mlp_ratio"),  # once an OverflowError
+        (dict(head_dim=36 * 10**9), "head_dim"),
+        (dict(num_classes=10**7), "num_classes"),
+        (dict(in_chans=10**5), "in_chans"),
+        (dict(local_kernel=10**6 + 1), "local_kernel"),
         (dict(depths=(1, 0, 3, 2)), "depths"),
         (dict(sample_rates=(4, 2, 0, 1)), "sample_rates"),
         (dict(head_dim=40), "head_dim"),
