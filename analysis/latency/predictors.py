@@ -380,14 +380,18 @@ class FeatureModel(LatencyPredictor):
     def fit(self, measurements: pd.DataFrame) -> FeatureModel:
         _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms"))
         self.img_size = _single_size(measurements)
-        features = self.features_of(_configs_of(measurements))
-        latency = measurements["latency_ms"].to_numpy(dtype=np.float64)
+        return self.fit_features(self.features_of(_configs_of(measurements)),
+                                 measurements["latency_ms"].to_numpy(dtype=np.float64))
+
+    def fit_features(self, features: np.ndarray, latency: np.ndarray) -> FeatureModel:
+        """Fit on a feature matrix (N, F) at this predictor's input size and latencies (N,)."""
         scale = features.max(axis=0)
         scale[scale == 0] = 1.0
         theta_scaled, _ = nnls(features / scale / latency[:, None], np.ones(len(latency)))
         self.theta = theta_scaled / scale
         self.train_x = self._gp_inputs(features)
         self.train_residual = np.log(latency / np.maximum(self._base(features), 1e-9))
+        self._gp = None
         if self.correction and len(latency) >= 5:
             with warnings.catch_warnings():
                 # a length scale at its bound only says that feature does not matter
@@ -399,6 +403,26 @@ class FeatureModel(LatencyPredictor):
         else:
             self.correction = False
         return self
+
+    def training_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """(features (N, F), latency_ms (N,)) it was fitted on, recovered from its state (the
+        GP's inputs are log1p(features), its targets log(latency / base))."""
+        features = np.expm1(self.train_x)
+        return features, self._base(features) * np.exp(self.train_residual)
+
+    def with_measurements(self, configs: Sequence[EdgeViTConfig],
+                          latency_ms: np.ndarray) -> FeatureModel:
+        """A new predictor of the same settings, fitted on this one's training set and the
+        given measurements (at these settings) together; its interval is refitted too."""
+        features, latency = self.training_set()
+        features = np.concatenate([features, self.features_of(list(configs))])
+        latency = np.concatenate([latency, np.asarray(latency_ms, dtype=np.float64)])
+        refit = FeatureModel(correction=self.correction)
+        refit.settings, refit.scores = self.settings, {}
+        refit.fit_features(features, latency)
+        if math.isfinite(self.interval_log_halfwidth):
+            refit.fit_interval_features(features, latency)
+        return refit
 
     def _correction(self, features: np.ndarray) -> np.ndarray:
         if not self.correction:
@@ -418,15 +442,35 @@ class FeatureModel(LatencyPredictor):
         features = feature_matrix(batch, self.img_size)
         return self._base(features) * np.exp(self._correction(features))
 
-    def log_spread(self, batch: ConfigBatch) -> np.ndarray:
-        """The Gaussian process's predictive std of the log residual (1 without it)."""
+    def fit_interval_features(self, features: np.ndarray, latency: np.ndarray,
+                              seed: int = 0) -> FeatureModel:
+        """`fit_interval` on a feature matrix: 5-fold cross-validation with this fit's kernel."""
+        folds = min(INTERVAL_FOLDS, len(latency))
+        assignment = np.random.default_rng(seed).permutation(len(latency)) % folds
+        ratios = np.empty(len(latency))
+        for fold in range(folds):
+            out = assignment == fold
+            fitted = FeatureModel(correction=self.correction,
+                                  kernel_theta=self.kernel_theta or None)
+            fitted.settings = self.settings
+            fitted.fit_features(features[~out], latency[~out])
+            predicted = fitted._base(features[out]) * np.exp(fitted._correction(features[out]))
+            ratios[out] = np.abs(np.log(latency[out] / predicted)) / fitted._spread(features[out])
+        rank = min(len(ratios), math.ceil((len(ratios) + 1) * INTERVAL_LEVEL))
+        self.interval_log_halfwidth = float(np.sort(ratios)[rank - 1])
+        return self
+
+    def _spread(self, features: np.ndarray) -> np.ndarray:
         if not self.correction:
-            return np.ones(len(batch))
+            return np.ones(len(features))
         if self._gp is None:
             self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
-        features = feature_matrix(batch, self.img_size)
         _, std = self._gp.predict(self._gp_inputs(features), return_std=True)
         return np.maximum(std, 1e-6)
+
+    def log_spread(self, batch: ConfigBatch) -> np.ndarray:
+        """The Gaussian process's predictive std of the log residual (1 without it)."""
+        return self._spread(feature_matrix(batch, self.img_size))
 
     def state(self) -> dict[str, Any]:
         return {"features": list(FEATURE_NAMES), "theta": self.theta.tolist(),
