@@ -77,13 +77,23 @@ def run_one(settings: SearchSettings, port: int) -> dict:
     config = experiment_config(settings)
     experiment_id, experiments_dir, wall_s = run_with_nnictl(
         config, port, timeout_s=settings.timeout_s, label=settings.tuner)
-    folder = experiments_dir / experiment_id
+    return analyse(experiments_dir / experiment_id, settings.macs_budget, wall_s)
+
+
+def analyse(folder: Path, macs_budget: float, wall_s: float | None = None) -> dict:
+    """Points in finish order, counts and timings of a finished experiment's folder; wall
+    seconds default to the first trial's WAITING to the last trial's end event."""
     frame = read_nni_trials(str(folder))
     rejected = frame["rejected"].fillna(False).astype(bool).to_numpy()
-    points = frame[["accuracy", "latency_ms"]].to_numpy(dtype=float)
+    points = np.array(frame[["accuracy", "latency_ms"]].to_numpy(dtype=float))  # writable
     points[rejected] = np.nan
-    out = {"experiment": experiment_id, "wall_s": wall_s, "points": points,
-           "over_budget_dispatched": int((frame["macs"] > settings.macs_budget).sum()),
+    if wall_s is None:
+        with sqlite3.connect(f"file:{folder / 'db' / 'nni.sqlite'}?mode=ro", uri=True) as db:
+            first, last = db.execute("SELECT MIN(timestamp), MAX(timestamp) FROM TrialJobEvent "
+                                     "WHERE trialJobId != ''").fetchone()
+        wall_s = (last - first) / 1000
+    out = {"experiment": folder.name, "wall_s": wall_s, "points": points,
+           "over_budget_dispatched": int((frame["macs"] > macs_budget).sum()),
            "rejected_in_trial": int(rejected.sum()),
            "trial_s": trial_durations_s(folder / "db" / "nni.sqlite"),
            "tuner_s": tuner_seconds(folder)}
