@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import CliError, add_command, resolve_config
+from .common import CliError, add_command, check_buildable, resolve_config
 
 
 def cmd_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Score one model; the JSON holds `accuracy` (top-1 or the raw proxy score) and `method`."""
-    from analysis.accuracy import AccuracyEvaluator, AccuracyMethod
+    from analysis.accuracy import PROXY_BATCH_SIZE, AccuracyEvaluator, AccuracyMethod
     from edgevit.config import MIN_IMG_SIZE
 
     method = AccuracyMethod.parse(args.method)  # ValueError -> one line, exit 2
@@ -30,6 +30,7 @@ def cmd_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         if size < MIN_IMG_SIZE:
             raise CliError(f"--img-size {size}: EdgeViT needs H, W ≥ {MIN_IMG_SIZE}")
     config = resolve_config(args.model)
+    check_buildable(config, (size or 224, size or 224), PROXY_BATCH_SIZE)
     evaluator = AccuracyEvaluator(str(method), img_size=size, epochs=args.epochs,
                                   seed=args.seed, max_per_class=args.max_per_class,
                                   data=args.data, threads=args.threads, progress=True)

@@ -12,6 +12,9 @@ from edgevit.config import MIN_IMG_SIZE
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
+# A model this command builds must fit: float32 parameters and its largest activation tensor
+# (batch included) each at most this many bytes, computed from the exact cost model first.
+MAX_MODEL_BYTES = 2 * 1024**3
 
 
 def one_line(err: BaseException) -> str:
@@ -74,3 +77,18 @@ def add_command(
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=func)
     return p
+
+
+def check_buildable(config: EdgeViTConfig, img_size: tuple[int, int], batch_size: int = 1
+                    ) -> None:
+    """CliError, before anything is built, when `config`'s float32 parameters or its largest
+    activation at `img_size` × `batch_size` exceed MAX_MODEL_BYTES (exact cost model)."""
+    from analysis.cost import model_cost
+
+    cost = model_cost(config, img_size)
+    for what, numel in (("parameters", cost.params),
+                        ("largest activation", cost.largest_tensor_numel * batch_size)):
+        if 4 * numel > MAX_MODEL_BYTES:
+            raise CliError(f"{config.name}: its {what} need {4 * numel / 1024**3:.1f} GiB in "
+                           f"float32 at {img_size[0]}×{img_size[1]}, batch {batch_size} "
+                           f"(limit {MAX_MODEL_BYTES / 1024**3:.0f} GiB): not built")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_command, image_size, resolve_config
+from .common import add_command, check_buildable, image_size, resolve_config
 
 COUNTERS = ("symbolic", "fvcore", "ptflops-pytorch", "ptflops-aten", "torch", "all")
 
@@ -23,6 +23,7 @@ def cmd_flops(args: argparse.Namespace) -> dict:
     if args.counter != "symbolic":
         from analysis.counters import reconcile
 
+        check_buildable(config, size)
         names = None if args.counter == "all" else [args.counter]
         result["counters"] = reconcile(config, size, names)
     if not args.json:

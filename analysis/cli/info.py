@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgevit import EdgeViT
+from analysis.cost import model_cost
+from edgevit.config import stage_sizes
 
 from .common import add_command, image_size, resolve_config
 
@@ -13,15 +14,15 @@ def cmd_info(args: argparse.Namespace) -> dict:
     """Parameters and per-stage output shapes of a model."""
     config = resolve_config(args.model)
     h, w = image_size(args.img_size)
-    model = EdgeViT(config)
     stages = [
         dict(stage=i, channels=c, height=sh, width=sw, depth=d, sample_rate=r,
              heads=config.num_heads[i])
-        for i, ((c, sh, sw), d, r) in enumerate(
-            zip(model.stage_shapes(h, w), config.depths, config.sample_rates)
+        for i, (c, (sh, sw), d, r) in enumerate(
+            zip(config.widths, stage_sizes((h, w)), config.depths, config.sample_rates)
         )
     ]
-    result = dict(model=config.name, img_size=[h, w], params=model.num_params(),
+    # counted by the exact cost model (equal to the built network's, tested): nothing is built
+    result = dict(model=config.name, img_size=[h, w], params=model_cost(config, (h, w)).params,
                   config=config.to_dict(), stages=stages)
     if not args.json:
         print(f"{config.name}: {result['params']:,} parameters at {h}×{w}")

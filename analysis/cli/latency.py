@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_command, image_size, resolve_config
+from .common import CliError, add_command, check_buildable, image_size, resolve_config
 
 
 def _store(path: str | None) -> Any:
@@ -37,6 +37,8 @@ def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     config = resolve_config(args.model)
     reference = resolve_config(args.reference) if args.reference else None
     h, w = image_size(args.img_size)
+    for model in (config, reference) if reference is not None else (config,):
+        check_buildable(model, (h, w), args.batch_size)
     protocol = Protocol(warmup_runs=args.warmup, min_runs=args.runs,
                         max_runs=max(args.runs, Protocol.max_runs), min_time_s=args.min_time)
     common = dict(backend=args.backend, threads=args.threads, batch_size=args.batch_size,
@@ -85,6 +87,8 @@ def cmd_export_onnx(args: argparse.Namespace) -> dict[str, Any]:
 
     configs = [resolve_config(spec) for spec in args.models]
     h, w = image_size(args.img_size)
+    for config in configs:
+        check_buildable(config, (h, w))
     try:
         manifest = export_onnx_bundle(configs, args.out, (h, w), progress=not args.json)
     except OnnxExportError as err:

@@ -364,6 +364,11 @@ class ModelCost:
         return sum(op.params for op in self.ops)
 
     @property
+    def largest_tensor_numel(self) -> int:
+        """Elements of the largest tensor any op writes (batch 1): activation memory's scale."""
+        return max(max(op.numel_out, op.numel_in) for op in self.ops)
+
+    @property
     def elementwise(self) -> dict[str, int]:
         """Elements written per elementwise kind (outside the `macs` convention)."""
         out: dict[str, int] = {}

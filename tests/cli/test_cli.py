@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from analysis.cli import main
-from edgevit import PRESETS
+from edgevit import PRESETS, EdgeViTConfig
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -91,3 +91,26 @@ def test_a_failed_experiment_is_one_clear_line(tmp_path, capsys, monkeypatch, co
     code, _, err = run_cli(capsys, *argv[command], "--expose")
     assert code == 2, err
     assert "tuner crashed" in err and "internal error" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["info"], ["flops"], ["flops", "--counter", "torch"],
+                                     ["bench"], ["accuracy", "--method", "proxy:params"],
+                                     ["export-onnx", "--out", "OUT"]])
+def test_huge_configs_are_counted_or_refused_without_building(tmp_path, capsys, command):
+    """A config with 10⁷ classes and 16,384-wide stages: the counting commands answer from the
+    cost model, the building ones refuse it by its exact size, all in bounded memory."""
+    huge = EdgeViTConfig(widths=(16384, 16384, 16384, 16384), depths=(1, 1, 1, 64),
+                         sample_rates=(4, 2, 2, 1), head_dim=64, num_classes=1_000_000)
+    path = tmp_path / "huge.json"
+    path.write_text(huge.to_json())
+    argv = [command[0], str(path), *[str(tmp_path / "out") if a == "OUT" else a
+                                     for a in command[1:]], "--json"]
+    if command[0] == "bench":
+        argv += ["--store", str(tmp_path / "s.sqlite")]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    if command in (["info"], ["flops"]):
+        assert code == 0 and json.loads(out)["params"] > 10**10
+    else:
+        assert code == 2 and "not built" in err and "GiB" in err and err.count("\n") == 1
+    assert not (tmp_path / "s.sqlite").exists()  # refused before the store is opened
