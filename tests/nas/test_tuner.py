@@ -204,3 +204,14 @@ def test_space_encoding_round_trip() -> None:
         for _ in range(20):
             params = DEFAULT_SPACE.sample(rng)
             assert codec.to_nni(codec.to_optuna(params)) == params
+
+
+def test_gp_tuner_sets_torch_threads() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        make_tuner(sampler="gp", torch_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
