@@ -21,6 +21,12 @@ and commits are synchronous (`synchronous=FULL`), so a row reported committed su
 writer. Values are validated before anything is written: a NaN, infinite, zero or negative
 latency raises ValueError naming the value, and nothing of that call is stored.
 
+A store is marked as ours by SQLite's `application_id` header field (`STORE_APPLICATION_ID`).
+A path holding any other SQLite database (another application's, with a `users` table, say) or
+any other file is refused before a single byte is written: the store never adds its tables to,
+nor switches the journal of, a file it does not own. A store written before the marker existed
+(exactly our three tables) is recognised and marked.
+
 The store lives at `$EDGEVIT_STORE` when set, else in the user's data directory
 (`platformdirs.user_data_dir("edgevit-suite")/measurements.sqlite`); an explicit path wins.
 """
@@ -52,6 +58,9 @@ APP_NAME = "edgevit-suite"
 DEFAULT_FILENAME = "measurements.sqlite"
 KINDS = ("model", "block")
 SOURCES = ("measured", "imported")
+STORE_APPLICATION_ID = 0x45565354  # "EVST" in SQLite's header: this file is a store
+STORE_TABLES = frozenset({"devices", "configs", "measurements"})
+SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0  # SQLite waits this long for a lock before a retry
 MAX_LOCK_RETRIES = 20  # retries of BEGIN IMMEDIATE / COMMIT after the busy timeout
 
@@ -278,6 +287,41 @@ _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(MeasurementRecord))
 # The store
 
 
+def _refuse_foreign(path: Path) -> None:
+    """ValueError, touching nothing, when `path` exists and is not a measurement store: not a
+    regular file, not SQLite, or a SQLite database of another application."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise ValueError(f"measurement store {path} is not a regular file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as err:
+        raise ValueError(f"cannot read measurement store {path}: {err}") from None
+    if not header:
+        return  # an empty file: a new store
+    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+        raise ValueError(f"{path} is not a SQLite database, so not a measurement store; "
+                         "nothing was written")
+    if int.from_bytes(header[68:72], "big") == STORE_APPLICATION_ID:
+        return
+    try:  # unmarked: ours from before the marker, or another application's database
+        reader = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in reader.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            reader.close()
+    except sqlite3.Error as err:
+        raise ValueError(f"cannot read measurement store {path}: {err}") from None
+    if tables and tables != STORE_TABLES:
+        raise ValueError(f"{path} is a SQLite database of another application (tables "
+                         f"{', '.join(sorted(tables))}), not a measurement store; nothing was "
+                         "written")
+
+
 def _is_lock_error(err: sqlite3.OperationalError) -> bool:
     text = str(err).lower()
     return "locked" in text or "busy" in text
@@ -293,6 +337,7 @@ class MeasurementStore:
     def __init__(self, path: str | os.PathLike[str] | None = None,
                  busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path).expanduser() if path is not None else default_store_path()
+        _refuse_foreign(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
@@ -309,6 +354,7 @@ class MeasurementStore:
                 for statement in _SCHEMA.split(";\n"):
                     if statement.strip():
                         self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA application_id={STORE_APPLICATION_ID}")
         except sqlite3.DatabaseError as err:
             self._conn.close()
             raise ValueError(f"cannot open measurement store {self.path}: {err}") from None

@@ -210,3 +210,46 @@ def test_store_location_from_argument_env_and_user_dir(tmp_path, monkeypatch) ->
     monkeypatch.delenv(ENV_VAR)
     assert "edgevit-suite" in str(default_store_path())
     assert default_store_path().name == "measurements.sqlite"
+
+
+@pytest.mark.parametrize("name", ["foreign.db", "a#b?c.db"])
+def test_a_foreign_database_is_refused_byte_for_byte_unchanged(tmp_path, capsys, name) -> None:
+    """Another application's SQLite file (a `users` table) as the store, through the API and
+    through `edgevit import-csv` with EDGEVIT_STORE: refused, its bytes unchanged, no WAL."""
+    import hashlib
+
+    from analysis.cli import main
+
+    path = tmp_path / name
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE users (name TEXT)")
+        other.execute("INSERT INTO users VALUES ('alice')")
+    other.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="another application.*users.*nothing was written"):
+        MeasurementStore(path)
+    csv = tmp_path / "phone.csv"
+    csv.write_text("config_id,input_h,input_w,backend,device,latency_ms\n")
+    code = main(["import-csv", str(csv), "--store", str(path)])
+    assert code == 2 and "another application" in capsys.readouterr().err
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "phone.csv"])
+
+
+def test_not_a_database_and_an_unmarked_store(tmp_path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello" * 40)
+    with pytest.raises(ValueError, match="not a SQLite database"):
+        MeasurementStore(text)
+    assert text.read_text() == "hello" * 40
+    legacy = tmp_path / "legacy.sqlite"  # a store from before the marker: our three tables
+    with MeasurementStore(legacy) as store:
+        store.add_device()
+    with sqlite3.connect(legacy) as conn:
+        conn.execute("PRAGMA application_id=0")
+    conn.close()
+    with MeasurementStore(legacy) as store:  # recognised, and marked
+        assert store.count() == 0
+    with sqlite3.connect(legacy) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x45565354
+    conn.close()
