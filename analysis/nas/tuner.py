@@ -41,13 +41,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from nni.tuner import Tuner
 
-from analysis.cost import model_cost
-from edgevit.config import EdgeViTConfig
+if TYPE_CHECKING:  # imported where used: the dispatcher must connect to NNI within 10 s
+    from edgevit.config import EdgeViTConfig
 
 _logger = logging.getLogger("analysis.nas.tuner")
 
@@ -91,6 +91,8 @@ def read_metric(value: Any, objectives: Sequence[str]) -> tuple[tuple[float, ...
                           f"of objectives {list(objectives)} (the trial must report a dict)")
     config = None
     if value.get("config") is not None:
+        from edgevit.config import EdgeViTConfig
+
         try:
             config = EdgeViTConfig.from_json(value["config"])
         except (ValueError, TypeError, KeyError) as err:
@@ -125,6 +127,8 @@ class Budgets:
         the cost model, latency from `predict_ms`."""
         out = []
         if self.macs is not None or self.params is not None:
+            from analysis.cost import model_cost
+
             cost = model_cost(config)
             if self.macs is not None and cost.macs > self.macs:
                 out.append(f"macs {cost.macs:,} > {self.macs:,.0f}")
@@ -202,8 +206,6 @@ def default_study_path() -> Path | None:
 
 
 class ParetoTuner(Tuner):
-    end_grace_s = 60.0  # how long a SUCCEEDED trial's result may arrive after its end event
-
     """NNI tuner driving an optuna multi-objective study (see the module docstring).
 
     classArgs: sampler (gp | tpe | nsga2), objectives (names out of accuracy, latency_ms, macs,
@@ -211,23 +213,20 @@ class ParetoTuner(Tuner):
     JSON, needed by latency_budget_ms), study_path (default: the experiment's folder; ":memory:"
     keeps it in memory), max_redraws (draws per dispatched config before a random feasible one),
     torch_threads (of the GP sampler's torch in the dispatcher process; None leaves torch's).
+
+    The constructor only checks its arguments: NNI's manager gives the dispatcher 10 s to
+    connect after starting it, and importing optuna, torch and the cost model can take longer
+    on a loaded machine, so the study is opened on first use (NNI's first command,
+    `update_search_space`).
     """
+
+    end_grace_s = 60.0  # how long a SUCCEEDED trial's result may arrive after its end event
 
     def __init__(self, sampler: str = "gp", objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                  seed: int | None = 0, macs_budget: float | None = None,
                  params_budget: float | None = None, latency_budget_ms: float | None = None,
                  predictor: str | None = None, study_path: str | None = None,
                  max_redraws: int = 100, torch_threads: int | None = 1) -> None:
-        import optuna
-
-        if torch_threads is not None and sampler == "gp":
-            # the GP sampler runs on torch; on a shared 2-core machine one ask took 21 s with
-            # torch's default 2 threads and 3.1 s with 1 (102 told trials; 43 s vs 5.2 s with
-            # one trial running): the dispatcher process runs nothing else
-            import torch
-
-            torch.set_num_threads(int(torch_threads))
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         objectives = tuple(objectives)
         unknown = [name for name in objectives if name not in OBJECTIVE_SENSES]
         if unknown or not objectives or len(set(objectives)) != len(objectives):
@@ -235,40 +234,65 @@ class ParetoTuner(Tuner):
                              f"{list(OBJECTIVE_SENSES)}")
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; known: {SAMPLERS}")
+        if latency_budget_ms is not None and predictor is None:
+            raise ValueError("latency_budget_ms needs a predictor (classArgs.predictor)")
+        if predictor is not None and not Path(predictor).is_file():
+            raise ValueError(f"predictor file not found: {predictor}")
         self.objectives = objectives
         self.sampler_name = sampler
+        self.seed = seed
         self.budgets = Budgets(macs_budget, params_budget, latency_budget_ms)
-        self._predict_ms = None
-        if predictor is not None:
-            from analysis.latency import LatencyPredictor
-
-            model = LatencyPredictor.load(predictor)
-            self._predict_ms = lambda config: float(model.predict([config])[0])
-        elif latency_budget_ms is not None:
-            raise ValueError("latency_budget_ms needs a predictor (classArgs.predictor)")
+        self.predictor_path = predictor
+        self.torch_threads = torch_threads
         self.max_redraws = int(max_redraws)
         self._rng = np.random.default_rng(seed)
-        path = Path(study_path) if study_path not in (None, ":memory:") else (
+        self.study_path = Path(study_path) if study_path not in (None, ":memory:") else (
             default_study_path() if study_path is None else None)
-        self.study_path = path
-        storage = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
-        self.study = optuna.create_study(
-            study_name=STUDY_NAME, storage=storage, load_if_exists=True,
-            sampler=make_sampler(sampler, seed),
-            directions=[OBJECTIVE_SENSES[name] for name in objectives])
-        if list(self.study.user_attrs.get("objectives", objectives)) != list(objectives):
-            raise ValueError(f"study {path} optimises {self.study.user_attrs['objectives']}, "
-                             f"not {list(objectives)}")
-        self.study.set_user_attr("objectives", list(objectives))
+        self._study = None
+        self._predict_ms = None
         self.codec: SpaceCodec | None = None
         self._running: dict[int, int] = {}  # NNI parameter id -> optuna trial number
         self._ended_at: dict[int, float] = {}  # parameter id -> when it SUCCEEDED, no result
         self._told: dict[tuple, tuple[float, ...]] = {}  # config key -> told objective values
+
+    @property
+    def study(self):
+        """The optuna study, opened (or created) on first use."""
+        if self._study is None:
+            self._open_study()
+        return self._study
+
+    def _open_study(self) -> None:
+        import optuna
+
+        if self.torch_threads is not None and self.sampler_name == "gp":
+            # the GP sampler runs on torch; on a shared 2-core machine one ask took 21 s with
+            # torch's default 2 threads and 3.1 s with 1 (102 told trials; 43 s vs 5.2 s with
+            # one trial running): the dispatcher process runs nothing else
+            import torch
+
+            torch.set_num_threads(int(self.torch_threads))
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if self.predictor_path is not None:
+            from analysis.latency import LatencyPredictor
+
+            model = LatencyPredictor.load(self.predictor_path)
+            self._predict_ms = lambda config: float(model.predict([config])[0])
+        path, storage = self.study_path, None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+        study = optuna.create_study(
+            study_name=STUDY_NAME, storage=storage, load_if_exists=True,
+            sampler=make_sampler(self.sampler_name, self.seed),
+            directions=[OBJECTIVE_SENSES[name] for name in self.objectives])
+        if list(study.user_attrs.get("objectives", self.objectives)) != list(self.objectives):
+            raise ValueError(f"study {path} optimises {study.user_attrs['objectives']}, "
+                             f"not {list(self.objectives)}")
+        study.set_user_attr("objectives", list(self.objectives))
+        self._study = study
         self._fail_interrupted()
-        for trial in self.study.get_trials(deepcopy=False):
+        for trial in study.get_trials(deepcopy=False):
             if trial.user_attrs.get("kind") == RESULT and "nni_params" in trial.user_attrs:
                 self._told[param_key(trial.user_attrs["nni_params"])] = tuple(trial.values)
 
@@ -306,6 +330,7 @@ class ParetoTuner(Tuner):
 
     def update_search_space(self, search_space: dict[str, dict]) -> None:
         self.codec = SpaceCodec(search_space, ENCODINGS[self.sampler_name])
+        self.study  # noqa: B018  (opens the study: NNI's first command after connecting)
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
         """A feasible config not evaluated nor running yet; raises NoMoreTrialError when the

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -194,7 +196,21 @@ def test_default_study_lives_in_the_experiment_folder(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("NNI_LOG_DIRECTORY", str(tmp_path / "EXP" / "log"))
     tuner = ParetoTuner(sampler="tpe")
     assert tuner.study_path == tmp_path / "EXP" / "optuna_study.sqlite"
+    assert not tuner.study_path.exists()  # opened on NNI's first command, not in __init__
+    tuner.update_search_space(SPACE)
     assert tuner.study_path.is_file()
+
+
+def test_the_constructor_is_quick() -> None:
+    """NNI's manager gives the dispatcher 10 s to connect, counted from its start: importing
+    the tuner and constructing it must not pull in torch, sympy or optuna."""
+    code = ("import sys, time; t = time.perf_counter(); import nni.tuner; "
+            "from analysis.nas.tuner import ParetoTuner; ParetoTuner(study_path=':memory:'); "
+            "print(sorted({'torch', 'sympy', 'optuna'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_space_encoding_round_trip() -> None:
