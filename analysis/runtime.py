@@ -1,13 +1,18 @@
-"""How the analysis runs torch: the cores this process may use and a scoped thread count.
+"""What every analysis package shares about running on a user's machine: the cores this
+process may use, a scoped torch thread count, and bounded reads of users' files.
 
-Shared by `analysis.latency` and `analysis.accuracy` (it sits beside `analysis.cost`, below both).
+It sits beside `analysis.cost`, below `analysis.latency`, `analysis.accuracy` and the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import stat
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,3 +44,39 @@ def torch_threads(threads: int) -> Iterator[int]:
         yield threads
     finally:
         torch.set_num_threads(previous)
+
+
+def read_user_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
+    """The UTF-8 text of a user's file, read in bounded memory and time: ValueError naming
+    `what` and the path when it is missing, not a regular file (a FIFO or a device is refused,
+    never waited on), above `max_bytes`, or not UTF-8."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise ValueError(f"{what} not found: {path}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{what} {path} is not a regular file")
+    if info.st_size > max_bytes:
+        raise ValueError(f"{what} {path} holds {info.st_size:,} bytes, above the limit of "
+                         f"{max_bytes:,}")
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as err:
+        raise ValueError(f"cannot read {what} {path}: {err}") from None
+    if len(data) > max_bytes:
+        raise ValueError(f"{what} {path} grew above the limit of {max_bytes:,} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} {path} is not UTF-8 text: {err}") from None
+
+
+def parse_json(text: str, what: str) -> Any:
+    """json.loads with every failure (malformed, nested too deeply) a ValueError naming `what`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what}: malformed JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{what}: JSON nested too deeply") from None

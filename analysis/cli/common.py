@@ -4,17 +4,23 @@ the subcommand helper."""
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+from analysis.runtime import read_user_text
 from edgevit import EdgeViTConfig, list_models, preset_config
 from edgevit.config import MIN_IMG_SIZE
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
 # A model this command builds must fit: float32 parameters and its largest activation tensor
 # (batch included) each at most this many bytes, computed from the exact cost model first.
 MAX_MODEL_BYTES = 2 * 1024**3
+MAX_CONFIG_BYTES = 1024**2  # a config file is a few hundred bytes
 
 
 def one_line(err: BaseException) -> str:
@@ -25,22 +31,34 @@ class CliError(Exception):
     """A user error: printed as one line, no traceback."""
 
 
+def strict_int(text: str) -> int:
+    """argparse type: a plain decimal integer of at most 18 digits (Python's int() also takes
+    "2_24" for 224, and numbers of any length)."""
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain integer (at most 18 digits)")
+    return int(text)
+
+
+def strict_float(text: str) -> float:
+    """argparse type: a finite decimal number (no NaN, Infinity or digit separators)."""
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain finite number")
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def resolve_config(spec: str) -> EdgeViTConfig:
     """A registered model name, or the path of a JSON file holding an `EdgeViTConfig`."""
     if spec in list_models():
         return preset_config(spec)
     path = Path(spec)
-    if path.suffix == ".json" or path.exists():
-        if not path.is_file():
-            raise CliError(f"config file not found: {spec}")
+    if path.suffix == ".json" or os.path.lexists(path):
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise CliError(f"cannot read config file {spec}: {err}") from None
-        try:
-            return EdgeViTConfig.from_json(text)
+            return EdgeViTConfig.from_json(read_user_text(path, "config file", MAX_CONFIG_BYTES))
         except ValueError as err:
-            raise CliError(f"{spec}: {err}") from None
+            raise CliError(f"{spec}: {err}" if str(spec) not in str(err) else str(err)) from None
     raise CliError(f"unknown model {spec!r}: not a registered name ({', '.join(list_models())}) "
                    "nor a .json config file")
 
@@ -72,7 +90,7 @@ def add_command(
     p = sub.add_parser(name, help=help_text, description=help_text)
     if model:
         p.add_argument("model", help="registered model name or path of a config .json")
-        p.add_argument("--img-size", type=int, nargs="+", metavar="H W",
+        p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W",
                        help="input height and width (default 224 224)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=func)

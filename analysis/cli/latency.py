@@ -8,7 +8,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_command, check_buildable, image_size, resolve_config
+from .common import (
+    CliError,
+    add_command,
+    check_buildable,
+    image_size,
+    resolve_config,
+    strict_float,
+    strict_int,
+)
 
 
 def _store(path: str | None) -> Any:
@@ -130,21 +138,22 @@ def _store_option(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "bench", cmd_bench, "measure a model's latency and store it")
     p.add_argument("--backend", default="torch", help="torch (default) or onnxruntime")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward (default 1)")
+    p.add_argument("--threads", type=strict_int, default=1, help="intra-op threads (default 1)")
+    p.add_argument("--batch-size", type=strict_int, default=1,
+                   help="images per forward (default 1)")
     p.add_argument("--reference", metavar="NAME|config.json",
                    help="time interleaved with this reference model and report the ratio")
-    p.add_argument("--runs", type=int, default=30, help="minimum timed runs (default 30)")
-    p.add_argument("--min-time", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--runs", type=strict_int, default=30, help="minimum timed runs (default 30)")
+    p.add_argument("--min-time", type=strict_float, default=1.0, metavar="SECONDS",
                    help="minimum time spent in timed runs (default 1.0)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up runs (default 5)")
+    p.add_argument("--warmup", type=strict_int, default=5, help="untimed warm-up runs (default 5)")
     _store_option(p)
 
     p = add_command(sub, "export-onnx", cmd_export_onnx,
                     "export models to ONNX with a manifest, for external devices", model=False)
     p.add_argument("models", nargs="+", metavar="NAME|config.json")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--img-size", type=int, nargs="+", metavar="H W",
+    p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W",
                    help="input height and width (default 224 224)")
 
     p = add_command(sub, "import-csv", cmd_import_csv,

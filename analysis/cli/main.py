@@ -8,7 +8,7 @@ import os
 import sys
 
 from . import accuracy, cost, info, latency, paper, predict, search, supernet
-from .common import EXIT_INTERNAL, EXIT_USAGE, CliError, one_line
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError, one_line
 
 COMMAND_GROUPS = (info, cost, latency, predict, accuracy, supernet, search, paper)  # register(sub)
 
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-run a command elsewhere
     try:
         result = args.func(args)
+    except KeyboardInterrupt:
+        print(f"edgevit {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (CliError, ValueError) as err:
         print(f"edgevit {args.command}: error: {one_line(err)}", file=sys.stderr)
         return EXIT_USAGE

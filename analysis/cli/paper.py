@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import CliError, add_command, image_size
+from .common import CliError, add_command, image_size, strict_int
 
 
 def _print_report(out: dict[str, Any]) -> None:
@@ -94,10 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--measure", action="store_true",
                    help="also time the backbones here, interleaved with ResNet18 (slow at the "
                         "paper's 800² and 512²; benchmarks/paper_backbones.py is the full run)")
-    p.add_argument("--img-size", type=int, nargs="+", metavar="H W",
+    p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W",
                    help="with --measure: one input size instead of the paper's two")
-    p.add_argument("--runs", type=int, default=10, help="with --measure: timed runs (default 10)")
-    p.add_argument("--threads", type=int, default=1, help="with --measure: torch threads")
+    p.add_argument("--runs", type=strict_int, default=10,
+                   help="with --measure: timed runs (default 10)")
+    p.add_argument("--threads", type=strict_int, default=1, help="with --measure: torch threads")
     p.add_argument("--energy-csv", metavar="PATH",
                    help="energies measured on other devices (latency CSV schema with energy_mj; "
                         "config_id = timm name such as resnet18 or edgevit_xs)")

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from analysis.runtime import parse_json, read_user_text
 from edgevit.config import EdgeViTConfig
 
 from .measure import check_img_size, prepare
@@ -37,6 +38,8 @@ from .onnx import export_onnx, onnx_opset
 from .store import MeasurementStore, sha256_hex
 
 MANIFEST_NAME = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 1024**2  # a manifest entry is about 1 KB
+MAX_CSV_BYTES = 256 * 1024**2  # millions of rows
 CSV_REQUIRED = ("config_id", "input_h", "input_w", "backend", "device", "latency_ms")
 CSV_OPTIONAL = ("energy_mj",)
 
@@ -98,10 +101,8 @@ def load_manifest(manifest: str | os.PathLike[str] | dict[str, Any]) -> dict[str
         data, where = manifest, "manifest"
     else:
         where = str(manifest)
-        try:
-            data = json.loads(Path(manifest).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read manifest {where}: {err}") from None
+        data = parse_json(read_user_text(manifest, "manifest", MAX_MANIFEST_BYTES),
+                          f"manifest {where}")
     if not isinstance(data, dict) or not isinstance(data.get("configs"), list):
         raise ValueError(f"{where}: expected an object with a 'configs' list")
     entries = {}
@@ -169,12 +170,12 @@ def parse_csv_row(row: dict[str | None, Any], known: Callable[[str], bool],
 
 def open_measurement_csv(path: str | os.PathLike[str]) -> csv.DictReader:
     """A reader over a measurement CSV whose header was checked against the schema."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
+    text = read_user_text(path, "measurement CSV", MAX_CSV_BYTES)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as err:
+        raise ValueError(f"{path}: the header is not CSV ({err}); nothing stored") from None
     missing = [c for c in CSV_REQUIRED if c not in header]
     unknown = [c for c in header if c not in CSV_REQUIRED + CSV_OPTIONAL]
     if missing or unknown or len(set(header)) != len(header):
@@ -200,11 +201,15 @@ def import_csv(
         return config_id in entries or store.has_config(config_id)
 
     rows, problems = [], []
-    for number, row in enumerate(reader, start=1):
-        values, row_problems = parse_csv_row(row, known, shapes)
-        problems.extend(f"row {number} (line {reader.line_num}): {p}" for p in row_problems)
-        if values is not None and not row_problems:
-            rows.append(values)
+    try:
+        for number, row in enumerate(reader, start=1):
+            values, row_problems = parse_csv_row(row, known, shapes)
+            problems.extend(f"row {number} (line {reader.line_num}): {p}" for p in row_problems)
+            if values is not None and not row_problems:
+                rows.append(values)
+    except csv.Error as err:  # e.g. a field above csv's 128 KiB limit
+        raise ValueError(f"{path}: line {reader.line_num} is not CSV ({err}); nothing "
+                         "stored") from None
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... {len(problems) - 5} more" if len(problems) > 5
                                            else "")

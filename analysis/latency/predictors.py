@@ -46,6 +46,7 @@ from analysis.cost import (
     macs_params,
     split_by_shared_fields,
 )
+from analysis.runtime import parse_json, read_user_text
 from edgevit.config import EdgeViTConfig
 
 from .blocks import BlockAt, head_block, model_blocks, stage_blocks
@@ -54,6 +55,7 @@ FORMAT_VERSION = 2  # 2: settings, held-out scores and the interval recorded
 CHUNK = 200_000  # configs per vectorised evaluation (bounds the memory of a batch)
 INTERVAL_LEVEL = 0.9  # nominal coverage of every prediction's interval
 INTERVAL_FOLDS = 5
+MAX_PREDICTOR_BYTES = 256 * 1024**2  # a GP on thousands of configs stays far below
 
 
 @dataclass(frozen=True)
@@ -263,12 +265,11 @@ class LatencyPredictor:
     def load(path: str | Path) -> LatencyPredictor:
         """Read a predictor written by `save`; a corrupt or foreign file raises ValueError."""
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"predictor file not found: {path}")
+        document = parse_json(read_user_text(path, "predictor file", MAX_PREDICTOR_BYTES),
+                              f"{path} is not a valid predictor file")
         try:
-            document = json.loads(path.read_text())
             fmt = document["format"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (KeyError, TypeError) as err:
             raise ValueError(f"{path} is not a valid predictor file: {err!r}") from None
         if fmt == 1:
             raise ValueError(f"{path} was written before predictors recorded their settings "

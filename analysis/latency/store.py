@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import numbers
@@ -42,6 +43,7 @@ import os
 import platform
 import random
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -61,8 +63,8 @@ SOURCES = ("measured", "imported")
 STORE_APPLICATION_ID = 0x45565354  # "EVST" in SQLite's header: this file is a store
 STORE_TABLES = frozenset({"devices", "configs", "measurements"})
 SQLITE_HEADER = b"SQLite format 3\x00"
-BUSY_TIMEOUT_S = 30.0  # SQLite waits this long for a lock before a retry
-MAX_LOCK_RETRIES = 20  # retries of BEGIN IMMEDIATE / COMMIT after the busy timeout
+BUSY_TIMEOUT_S = 5.0  # SQLite waits this long for a lock before a retry
+LOCK_GIVE_UP_S = 120.0  # a store locked by another writer this long: ValueError, nothing written
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -194,6 +196,12 @@ def _utc_now() -> str:
 # Validation
 
 
+# Physical bounds of a stored measurement: one forward of one batch within an hour, with at
+# most a kilojoule (a phone's whole battery is about 50 kJ).
+MAX_LATENCY_MS = 3_600_000.0
+MAX_ENERGY_MJ = 1_000_000.0
+
+
 def _real(name: str, value: Any, *, positive: bool, optional: bool) -> float | None:
     """A finite real number (> 0 with `positive`, else ≥ 0); None allowed with `optional`."""
     if value is None:
@@ -271,6 +279,11 @@ class MeasurementRecord:
         if not isinstance(self.flagged_noisy, (bool, int)) or self.flagged_noisy not in (0, 1):
             raise ValueError(f"flagged_noisy must be a bool, got {self.flagged_noisy!r}")
         set_(self, "flagged_noisy", bool(self.flagged_noisy))
+        for name, top in (("latency_ms", MAX_LATENCY_MS), ("reference_latency_ms", MAX_LATENCY_MS),
+                          ("iqr_ms", MAX_LATENCY_MS), ("energy_mj", MAX_ENERGY_MJ)):
+            value = getattr(self, name)
+            if value is not None and value > top:
+                raise ValueError(f"{name} {value!r} is above the physical bound {top:g}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if (self.reference_latency_ms is None) != (self.reference_config_hash is None):
@@ -362,13 +375,23 @@ class MeasurementStore:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _retry(self, action: Any) -> Any:
-        """Run `action()`, retrying with jittered backoff while the database stays locked."""
-        for attempt in range(MAX_LOCK_RETRIES + 1):
+        """Run `action()`, retrying with jittered backoff while the database stays locked: after
+        the first busy timeout it says so on stderr, after LOCK_GIVE_UP_S it gives up."""
+        deadline = time.monotonic() + LOCK_GIVE_UP_S
+        for attempt in itertools.count():
             try:
                 return action()
             except sqlite3.OperationalError as err:
-                if not _is_lock_error(err) or attempt == MAX_LOCK_RETRIES:
+                if not _is_lock_error(err):
                     raise
+                if time.monotonic() >= deadline:
+                    raise ValueError(f"measurement store {self.path} stayed locked by another "
+                                     f"writer for {LOCK_GIVE_UP_S:.0f} s; gave up, nothing "
+                                     "written") from None
+                if attempt == 0:
+                    print(f"waiting for the measurement store {self.path}: another process "
+                          f"holds its lock (giving up after {LOCK_GIVE_UP_S:.0f} s)",
+                          file=sys.stderr)
                 time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 

@@ -114,3 +114,31 @@ def test_huge_configs_are_counted_or_refused_without_building(tmp_path, capsys, 
     else:
         assert code == 2 and "not built" in err and "GiB" in err and err.count("\n") == 1
     assert not (tmp_path / "s.sqlite").exists()  # refused before the store is opened
+
+
+@pytest.mark.parametrize("argv", [["info", "edgevit_xxs", "--img-size", "2_24"],
+                                  ["info", "edgevit_xxs", "--img-size", "9" * 40],
+                                  ["bench", "edgevit_xxs", "--min-time", "nan"],
+                                  ["bench", "edgevit_xxs", "--threads", "100000"]])
+def test_numbers_are_read_strictly_and_bounded(tmp_path, capsys, argv) -> None:
+    """"2_24" is not 224, 40-digit sizes and NaN are refused by the parser, and a thread count
+    above the cores is refused before torch sees it: one line, exit 2."""
+    try:
+        code = main([*argv, "--store", str(tmp_path / "s.sqlite")] if argv[0] == "bench"
+                    else argv)
+    except SystemExit as exit_:  # argparse's own refusal
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback (most recent call last)" not in err
+    assert "not a plain" in err or "this process may use" in err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
+    from analysis.cli import info
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(info, "cmd_info", interrupted)
+    assert main(["info", "edgevit_xxs"]) == 130
+    assert capsys.readouterr().err == "edgevit info: interrupted\n"

@@ -66,7 +66,7 @@ def run(capsys, argv: list[str]) -> tuple[int, str]:
 
 def assert_clear_error(code: int, err: str) -> None:
     assert code == 2, err
-    assert "Traceback" not in err and "internal error" not in err
+    assert "Traceback (most recent call last)" not in err and "internal error" not in err
     assert err.strip(), "no message"
 
 

@@ -446,3 +446,36 @@ def test_cli_export_onnx_then_import_csv(tmp_path, capsys) -> None:
     assert "row 1 (line 2): latency_ms '-3.5'" in err and err.count("\n") == 1
     with MeasurementStore(tmp_path / "s.sqlite") as store:
         assert store.count() == 1
+
+
+def test_hostile_csvs_and_manifests_are_one_line_errors(tmp_path, capsys) -> None:
+    """A CSV field over csv's 128 KiB limit, a FIFO (never waited on), a manifest nested too
+    deeply, a latency of 1e300 ms: each one line, exit 2, nothing stored."""
+    import os
+
+    header = "config_id,input_h,input_w,backend,device,latency_ms\n"
+    xxs_id = sha256_hex(PRESETS["edgevit_xxs"].to_json())
+    cases = {
+        "huge_field.csv": header + f"{'x' * 200_000},224,224,torch,phone,3.0\n",
+        "physical.csv": header + f"{xxs_id},224,224,torch,phone,1e300\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    store = tmp_path / "s.sqlite"
+    with MeasurementStore(store) as opened:
+        opened.add_config(PRESETS["edgevit_xxs"].to_json(), "model")
+    runs = [[str(tmp_path / name)] for name in cases] + [[str(fifo)],
+                                                         [str(tmp_path / "huge_field.csv"),
+                                                          "--manifest", str(deep)]]
+    expected = ["not CSV", "latency_ms 1e\\+300 is above the physical bound", "not a regular file",
+                "nested too deeply"]
+    for argv, message in zip(runs, expected):
+        code = main(["import-csv", *argv, "--store", str(store)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and re.search(message, err), (argv, err)
+    with MeasurementStore(store) as opened:
+        assert opened.count() == 0

@@ -138,6 +138,8 @@ def test_writer_killed_mid_run_keeps_every_committed_row(tmp_path) -> None:
         ("latency_ms", "3", "latency_ms must be a number"),
         ("latency_ms", None, "latency_ms is required"),
         ("energy_mj", -2.0, "energy_mj must be > 0, got -2.0"),
+        ("latency_ms", 1e300, r"latency_ms 1e\+300 is above the physical bound 3\.6e\+06"),
+        ("energy_mj", 1e7, r"energy_mj 10000000\.0 is above the physical bound 1e\+06"),
         ("iqr_ms", float("nan"), "iqr_ms must be finite"),
         ("cv", -0.1, "cv must be ≥ 0"),
         ("batch_size", 0, "batch_size must be an integer ≥ 1"),
@@ -253,3 +255,21 @@ def test_not_a_database_and_an_unmarked_store(tmp_path) -> None:
     with sqlite3.connect(legacy) as conn:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x45565354
     conn.close()
+
+
+def test_a_store_locked_by_another_writer_says_so_and_gives_up(tmp_path, capsys,
+                                                               monkeypatch) -> None:
+    from analysis.latency import store as store_module
+
+    path = tmp_path / "s.sqlite"
+    MeasurementStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock and never lets go
+    monkeypatch.setattr(store_module, "LOCK_GIVE_UP_S", 1.5)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="stayed locked by another writer for 2 s"):
+        MeasurementStore(path, busy_timeout_s=0.2)  # its schema check already needs the lock
+    assert time.monotonic() - started < 10
+    assert capsys.readouterr().err.count("waiting for the measurement store") == 1
+    holder.execute("ROLLBACK")
+    holder.close()
