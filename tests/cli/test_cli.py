@@ -85,9 +85,13 @@ def test_a_failed_experiment_is_one_clear_line(tmp_path, capsys, monkeypatch, co
     predictor = MacsLinear(slope_ms_per_gmac=40.0, intercept_ms=3.0)
     predictor.device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
     predictor.save(tmp_path / "predictor.json")  # demo reuses it instead of calibrating
+    database = tmp_path / "nni" / "abc123" / "db" / "nni.sqlite"  # a crashed experiment's
+    database.parent.mkdir(parents=True)
+    database.touch()
     argv = {"search": ["search", "--predictor", str(tmp_path / "predictor.json")],
             "demo": ["demo", "--out", str(tmp_path)],
-            "resume": ["resume", "abc123", "--predictor", str(tmp_path / "predictor.json")]}
+            "resume": ["resume", "abc123", "--predictor", str(tmp_path / "predictor.json"),
+                       "--experiments-dir", str(tmp_path / "nni")]}
     code, _, err = run_cli(capsys, *argv[command], "--expose")
     assert code == 2, err
     assert "tuner crashed" in err and "internal error" not in err and err.count("\n") == 1
