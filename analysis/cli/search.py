@@ -74,9 +74,14 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
         print(front_table(front, summary["accuracy_method"]))
         if "measured_front" in summary:
             m = summary["measured_front"]
-            print(f"front measured for real (latency relative to edgevit_xxs): predicted vs "
-                  f"measured MAPE {m['mape']:.1%}, {m['within_10']:.0%} within ±10 %, "
-                  f"Kendall τ {m['kendall_tau']:.2f}")
+            for r in m["rounds"]:
+                print(f"round {r['round']}: front of {r['front_size']} under that round's "
+                      f"predictor, {r['newly_measured']} newly measured; {r['within_10']:.0%} "
+                      f"within ±10 %, {r['in_interval']:.0%} inside the 90 % interval"
+                      + ("; misses added, predictor refitted" if r["refitted"] else ""))
+            print(f"front measured for real (timed against edgevit_xxs): {m['within_10']:.0%} of "
+                  f"its {m['points']} points within ±10 % of the final prediction (MAPE "
+                  f"{m['mape']:.1%}); front.csv has predicted and measured latency per point")
         study = summary.get("tuner_study")
         if study:
             print(f"tuner: {study['result']} results, {study['infeasible']} candidates over "

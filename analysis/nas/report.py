@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.cost import DEFAULT_SPACE, macs_params
-from analysis.latency import REFERENCE_MODEL, LatencyPredictor, Protocol, measure_many, score
-from edgevit import PRESETS, EdgeViTConfig, preset_config
+from analysis.latency import LatencyPredictor
+from edgevit import PRESETS, EdgeViTConfig
 
+from .closed_loop import close_the_loop, loop_summary, machine_ratios
 from .objectives import accuracy_objective
 from .pareto import hypervolume, non_dominated, read_nni_trials
 
@@ -139,8 +140,10 @@ def write_offline_html(fig, path: str | Path) -> Path:
 
 
 def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str,
-                 exhaustive: ExhaustiveFront | None = None):
-    """Plotly figure: all trials, the NNI front, the exhaustive front, the presets."""
+                 exhaustive: ExhaustiveFront | None = None,
+                 measured: pd.DataFrame | None = None):
+    """Plotly figure: all trials, the NNI front, the exhaustive front, the presets, and the
+    measured front (each point's measured latency, its prediction and interval, its round)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -159,7 +162,19 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str
         fig.add_scatter(x=presets["latency_ms"], y=presets["accuracy"], mode="markers+text",
                         name="presets", text=presets["model"], textposition="top center",
                         marker=dict(symbol="star", size=14))
-    fig.update_layout(xaxis_title="predicted latency (ms)", yaxis_title=f"accuracy ({method})",
+    if measured is not None:
+        fig.add_scatter(
+            x=measured["measured_latency_ms"], y=measured["accuracy"], mode="markers",
+            name="front, measured", marker=dict(symbol="x", size=10),
+            error_x=dict(type="data", symmetric=False,
+                         array=measured["interval_high_ms"] - measured["measured_latency_ms"],
+                         arrayminus=measured["measured_latency_ms"] - measured["interval_low_ms"]),
+            text=[f"predicted {p:.2f} ms, measured {m:.2f} ms (round {r}); bar: the predicted "
+                  "90 % interval"
+                  for p, m, r in zip(measured["predicted_latency_ms"],
+                                     measured["measured_latency_ms"],
+                                     measured["measured_round"])])
+    fig.update_layout(xaxis_title="latency (ms)", yaxis_title=f"accuracy ({method})",
                       title="EdgeViT search: accuracy vs latency")
     return fig
 
@@ -167,7 +182,7 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str
 def write_report(experiment: str, *, predictor_path: str | Path | None = None,
                  out_dir: str | Path, method: str | None = None,
                  experiments_dir: str | Path | None = None, macs_budget: float | None = None,
-                 measure: bool = False, threads: int = 2,
+                 measure: bool = False, threads: int | None = None, max_rounds: int = 3,
                  preset_tolerance: float = 0.10) -> dict:
     """trials.csv, front.csv, front.html (offline) and summary.json under `out_dir`; returns
     the summary. The front is the trials' own, on the latency each trial reported; a predictor
@@ -231,46 +246,38 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
     if measure:
         if predictor is None:
             raise ValueError("measuring the front needs the predictor (--predictor)")
-        front = measure_front(front, predictor, threads=threads)
-        summary["measured_front"] = front.attrs["score"]
-        columns += ["predicted_ratio", "measured_ratio", "measured_latency_ms", "flagged_noisy"]
+        front, rounds, final = close_the_loop(
+            trials, predictor, machine_ratios(predictor, threads=threads), max_rounds=max_rounds)
+        summary["measured_front"] = loop_summary(rounds, front)
+        summary["front_size"] = int(len(front))
+        columns += ["predicted_latency_ms", "interval_low_ms", "interval_high_ms",
+                    "measured_latency_ms", "measured_round"]
+        if final is not predictor:
+            final.save(out / "predictor_refined.json")
+            summary["refined_predictor"] = str(out / "predictor_refined.json")
     front[columns].to_csv(out / "front.csv", index=False)
-    write_offline_html(front_figure(trials, presets, method, exhaustive), out / "front.html")
+    write_offline_html(front_figure(trials, presets, method, exhaustive,
+                                    front if measure else None), out / "front.html")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     summary["front"] = front
     return summary
 
 
-def measure_front(front: pd.DataFrame, predictor: LatencyPredictor, *, threads: int = 2,
-                  reference: str = REFERENCE_MODEL, progress: bool = True) -> pd.DataFrame:
-    """Close the loop: time the front's configs for real, interleaved with the reference, and
-    set predicted against measured latency *relative to the reference* (drift-free on both
-    sides: the prediction is divided by the reference's prediction)."""
-    configs = list(configs_of(front))
-    results = measure_many(configs, threads=threads, img_size=predictor.img_size,
-                           reference=preset_config(reference),
-                           protocol=Protocol(min_runs=10, min_time_s=0.3), progress=progress)
-    reference_ms = float(predictor.predict([preset_config(reference)])[0])
-    out = front.assign(
-        measured_ratio=[r.ratio for r in results],
-        predicted_ratio=predictor.predict(configs) / reference_ms,
-        measured_latency_ms=[r.latency_ms for r in results],
-        flagged_noisy=[r.flagged_noisy for r in results],
-    )
-    out.attrs["score"] = score(out["predicted_ratio"].to_numpy(),
-                               out["measured_ratio"].to_numpy()).as_dict()
-    return out
-
-
 def front_table(front: pd.DataFrame, method: str) -> str:
-    """The front as text: latency, accuracy, MACs, and per-stage widths/depths/r."""
-    lines = [f"{'latency ms':>10s} {'accuracy':>9s} {'GMACs':>6s}  widths / depths / r "
-             f"(accuracy = {method})"]
+    """The front as text: latency (predicted, and measured when the loop ran), accuracy, MACs
+    and per-stage widths/depths/r."""
+    measured = "measured_latency_ms" in front
+    latency = (f"{'predicted':>9s} {'measured':>9s} {'round':>5s}" if measured
+               else f"{'latency ms':>10s}")
+    lines = [f"{latency} {'accuracy':>9s} {'GMACs':>6s}  widths / depths / r "
+             f"(accuracy = {method}{'; ms' if measured else ''})"]
     for _, row in front.iterrows():
         config = EdgeViTConfig.from_json(row["config"])
-        lines.append(f"{row['latency_ms']:10.2f} {row['accuracy']:9.4f} "
-                     f"{row['macs'] / 1e9:6.3f}  {list(config.widths)} / "
-                     f"{list(config.depths)} / {list(config.sample_rates)}")
+        times = (f"{row['predicted_latency_ms']:9.2f} {row['measured_latency_ms']:9.2f} "
+                 f"{int(row['measured_round']):5d}" if measured else f"{row['latency_ms']:10.2f}")
+        lines.append(f"{times} {row['accuracy']:9.4f} {row['macs'] / 1e9:6.3f}  "
+                     f"{list(config.widths)} / {list(config.depths)} / "
+                     f"{list(config.sample_rates)}")
     return "\n".join(lines)
 
 
