@@ -73,7 +73,15 @@ from .supernet import (
     train_supernet,
 )
 from .training import DEFAULT_THREADS, TrainRecipe, TrainResult, build_model, train_and_evaluate
-from .trust import UNVALIDATED, MethodChoice, is_validated, study_default, validated_default
+from .trust import (
+    UNVALIDATED,
+    MethodChoice,
+    is_validated,
+    study_default,
+    study_table,
+    trust_of,
+    validated_default,
+)
 
 __all__ = [
     "AccuracyEvaluator",
@@ -143,7 +151,9 @@ __all__ = [
     "stratified_split",
     "study_arrays",
     "study_default",
+    "study_table",
     "train_and_evaluate",
     "train_supernet",
+    "trust_of",
     "validated_default",
 ]

@@ -16,6 +16,7 @@ Rows are what `analysis.accuracy.rank_stats.correlation_table(scores, accuracy, 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -101,11 +102,11 @@ def validated_default(table: Sequence[Mapping[str, Any]]) -> MethodChoice:
                         validated=tuple(str(r["method"]) for r in validated))
 
 
-def study_default(path: str | Path | None = None, *, n_resamples: int = 2000,
-                  seed: int = 0) -> MethodChoice:
-    """`validated_default` of a committed proxy study (default: the digits study of
-    `analysis.accuracy.methods.STUDY_JSON`); proxies are named `proxy:NAME` and training
-    `train:<dataset>`."""
+@functools.cache
+def study_table(path: str | Path | None = None, *, n_resamples: int = 2000,
+                seed: int = 0) -> tuple[dict[str, Any], ...]:
+    """The correlation table of a committed proxy study (default: the digits study of
+    `analysis.accuracy.methods.STUDY_JSON`); proxies are named `proxy:NAME`."""
     from .methods import STUDY_JSON, load_study, study_arrays
     from .rank_stats import correlation_table
 
@@ -117,4 +118,33 @@ def study_default(path: str | Path | None = None, *, n_resamples: int = 2000,
     for row in table:
         row["method"] = f"proxy:{row['method']}"
         row["dataset"], row["img_size"] = data.get("name"), data.get("img_size")
-    return validated_default(table)
+    return tuple(table)
+
+
+def study_default(path: str | Path | None = None, *, n_resamples: int = 2000,
+                  seed: int = 0) -> MethodChoice:
+    """`validated_default` of a committed proxy study's table (`study_table`)."""
+    return validated_default(study_table(path, n_resamples=n_resamples, seed=seed))
+
+
+def trust_of(method: str, path: str | Path | None = None) -> dict[str, Any]:
+    """What every output says about an accuracy method: whether a committed study validates
+    it, its Kendall τ [interval] and the study's data, in one `label`. Short training is the
+    reference the studies measure against; anything else not in a study is unvalidated."""
+    if method.startswith("train:"):
+        return {"method": method, "validated": True, "label": f"{method}: held-out top-1 "
+                "of short standalone training (the reference the proxy studies measure)"}
+    for row in study_table(path):
+        if row["method"] == method:
+            lo, hi = row["tau_ci"]
+            where = f" on {row['dataset']} {row['img_size']}×{row['img_size']}" \
+                if row.get("dataset") else ""
+            validated = is_validated(row)
+            verdict = "validated" if validated else UNVALIDATED
+            return {"method": method, "validated": validated, "tau": float(row["tau"]),
+                    "tau_ci": [float(lo), float(hi)], "dataset": row.get("dataset"),
+                    "img_size": row.get("img_size"),
+                    "label": f"{method}{where}: Kendall τ {row['tau']:.2f} [{lo:.2f}, "
+                             f"{hi:.2f}] against short training, n={row.get('n')}: {verdict}"}
+    return {"method": method, "validated": False,
+            "label": f"{method}: in no committed study: {UNVALIDATED}"}

@@ -47,11 +47,15 @@ def _experiment_errors() -> Iterator[None]:
 
 
 def _search_settings(args: argparse.Namespace, predictor: Path):
+    from analysis.accuracy import AccuracyMethod, trust_of
     from analysis.nas.experiment import SearchSettings
     from analysis.nas.objectives import default_accuracy_method
 
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
+    AccuracyMethod.parse(args.accuracy)  # a bad method fails here, before NNI starts
+    if not args.json:
+        print(f"accuracy objective {trust_of(args.accuracy)['label']}")
     return SearchSettings(
         predictor=predictor.resolve(), accuracy=args.accuracy, tuner=args.tuner,
         max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,

@@ -15,17 +15,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.accuracy import COST_BASELINES, AccuracyMethod, cost_baseline, make_evaluator
+from analysis.accuracy import (
+    COST_BASELINES,
+    AccuracyMethod,
+    cost_baseline,
+    make_evaluator,
+    study_default,
+)
 from edgevit.config import EdgeViTConfig
 
 
 def default_accuracy_method() -> str:
-    """The search's default: the method best per second of compute in the committed proxy
-    study (`analysis/accuracy/data/accuracy_proxy_study.json`), by
-    `accuracy.cheapest_comparable`."""
-    from analysis.accuracy import cheapest_comparable, load_study
-
-    return "proxy:" + cheapest_comparable(load_study()["table"])["method"]
+    """The search's default accuracy method: the committed study's validated default
+    (`analysis.accuracy.study_default`: the best validated method per second of compute).
+    When no method is validated — the digits study validates none — the method with the best
+    τ is used all the same, and every output says "accuracy unvalidated" (`trust_of`)."""
+    choice = study_default()
+    return choice.method or choice.best_unvalidated["method"]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.accuracy import trust_of
 from analysis.cost import DEFAULT_SPACE, macs_params
 from analysis.latency import LatencyPredictor
 from edgevit import PRESETS, EdgeViTConfig
@@ -174,7 +175,9 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str
                   for p, m, r in zip(measured["predicted_latency_ms"],
                                      measured["measured_latency_ms"],
                                      measured["measured_round"])])
-    fig.update_layout(xaxis_title="latency (ms)", yaxis_title=f"accuracy ({method})",
+    trust = trust_of(method)
+    fig.update_layout(xaxis_title="latency (ms)",
+                      yaxis_title=f"{value_name(trust)} ({method})<br><sub>{trust['label']}</sub>",
                       title="EdgeViT search: accuracy vs latency")
     return fig
 
@@ -201,8 +204,9 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
             raise ValueError(f"trials mix accuracy methods {methods}; pass one")
         method = methods[0]
     trials = trials[trials["accuracy_method"] == method]
+    trust = trust_of(method)
     summary: dict = {"experiment": folder.name, "experiment_dir": str(folder),
-                     "accuracy_method": method,
+                     "accuracy_method": method, "accuracy_trust": trust,
                      "trials": int(len(trials)), "front_size": int(trials["pareto"].sum()),
                      "dropped_without_echo": int(trials.attrs.get("dropped", 0)),
                      "repeated_configs": int(trials.attrs.get("repeated", 0)),
@@ -241,7 +245,8 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
             trial_points[front_mask], SENSES, ref))
     columns = ["trial_id", "accuracy", "latency_ms", "macs", "params", "accuracy_method",
                "pareto", "config"]
-    trials[columns].to_csv(out / "trials.csv", index=False)
+    named = {"accuracy": value_name(trust)}  # a proxy's raw value is a score, not an accuracy
+    trials[columns].rename(columns=named).to_csv(out / "trials.csv", index=False)
     front = trials[trials["pareto"]].sort_values("latency_ms")
     if measure:
         if predictor is None:
@@ -255,7 +260,7 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
         if final is not predictor:
             final.save(out / "predictor_refined.json")
             summary["refined_predictor"] = str(out / "predictor_refined.json")
-    front[columns].to_csv(out / "front.csv", index=False)
+    front[columns].rename(columns=named).to_csv(out / "front.csv", index=False)
     write_offline_html(front_figure(trials, presets, method, exhaustive,
                                     front if measure else None), out / "front.html")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -263,14 +268,22 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
     return summary
 
 
+def value_name(trust: dict) -> str:
+    """"accuracy" for a validated method, "score" otherwise: an unvalidated proxy's raw value
+    (jacob_cov's ≈ −700 … −1500, say) is never labelled an accuracy."""
+    return "accuracy" if trust["validated"] else "score"
+
+
 def front_table(front: pd.DataFrame, method: str) -> str:
-    """The front as text: latency (predicted, and measured when the loop ran), accuracy, MACs
-    and per-stage widths/depths/r."""
+    """The front as text: latency (predicted, and measured when the loop ran), accuracy (or
+    score: `value_name`), MACs and per-stage widths/depths/r, under the method's trust."""
+    trust = trust_of(method)
     measured = "measured_latency_ms" in front
     latency = (f"{'predicted':>9s} {'measured':>9s} {'round':>5s}" if measured
                else f"{'latency ms':>10s}")
-    lines = [f"{latency} {'accuracy':>9s} {'GMACs':>6s}  widths / depths / r "
-             f"(accuracy = {method}{'; ms' if measured else ''})"]
+    lines = [trust["label"],
+             f"{latency} {value_name(trust):>9s} {'GMACs':>6s}  widths / depths / r"
+             + (" (ms)" if measured else "")]
     for _, row in front.iterrows():
         config = EdgeViTConfig.from_json(row["config"])
         times = (f"{row['predicted_latency_ms']:9.2f} {row['measured_latency_ms']:9.2f} "

@@ -92,3 +92,21 @@ def _config(text: str):
     from edgevit import EdgeViTConfig
 
     return EdgeViTConfig.from_json(text)
+
+
+def test_outputs_name_the_method_and_its_trust(trials) -> None:
+    """The digits study validates no proxy: the front's column is a score, and the table says
+    "accuracy unvalidated" with the method's τ [interval]; short training is an accuracy."""
+    from analysis.accuracy import trust_of
+    from analysis.nas.objectives import default_accuracy_method
+    from analysis.nas.report import front_table, value_name
+
+    method = default_accuracy_method()
+    trust = trust_of(method)
+    assert not trust["validated"] and value_name(trust) == "score"
+    assert "accuracy unvalidated" in trust["label"] and "Kendall τ" in trust["label"]
+    front = trials.head(3).assign(latency_ms=[1.0, 2.0, 3.0], macs=[1e9] * 3)
+    table = front_table(front, method)
+    assert table.splitlines()[0] == trust["label"] and " score " in table.splitlines()[1]
+    assert value_name(trust_of("train:fashion-mnist")) == "accuracy"
+    assert "in no committed study" in trust_of("supernet:runs/x")["label"]
