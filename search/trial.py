@@ -17,19 +17,13 @@ import faulthandler
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import nni
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # the trial's working directory is a copy of search/
-    sys.path.insert(0, str(REPO_ROOT))
-
-import analysis.cost.search_space  # noqa: E402
-from analysis.cost import model_cost  # noqa: E402
-from analysis.latency import LatencyPredictor  # noqa: E402
-from analysis.nas.objectives import (  # noqa: E402
+from analysis.cost import DEFAULT_SPACE, model_cost
+from analysis.latency import LatencyPredictor
+from analysis.nas.objectives import (
     accuracy_objective,
     default_accuracy_method,
     draw_tchebycheff_weights,
@@ -37,8 +31,7 @@ from analysis.nas.objectives import (  # noqa: E402
     objective_ranges,
     tchebycheff_reward,
 )
-from edgevit import EdgeViTConfig  # noqa: E402
-from edgevit.registry import preset_config  # noqa: E402
+from edgevit import EdgeViTConfig, preset_config
 
 DEFAULT_MACS_BUDGET = 3_000_000_000
 
@@ -109,7 +102,7 @@ def measure_into_store(config: EdgeViTConfig, args: argparse.Namespace
 
 def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate one point of the search space; raises ValueError on a NaN or bad input."""
-    config = analysis.cost.search_space.DEFAULT_SPACE.decode(params)
+    config = DEFAULT_SPACE.decode(params)
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
     cost = model_cost(config)
@@ -151,7 +144,7 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     arm_watchdog(args.timeout_s)
-    params = nni.get_next_parameter() or analysis.cost.search_space.DEFAULT_SPACE.encode(
+    params = nni.get_next_parameter() or DEFAULT_SPACE.encode(
         preset_config("edgevit_xxs"))
     result = run_trial(params, args)
     nni.report_final_result(result)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from .pareto import nni_home
+
 if TYPE_CHECKING:
     import psutil
     from nni.experiment import Experiment, ExperimentConfig
@@ -176,7 +178,7 @@ def experiment_config(settings: SearchSettings) -> ExperimentConfig:
 
     from analysis.cost import SPACE_JSON
 
-    experiments_dir = settings.experiments_dir or Path.home() / "nni-experiments"
+    experiments_dir = settings.experiments_dir or nni_home()
     config = ExperimentConfig("local")
     config.experiment_name = f"edgevit-{settings.tuner.lower()}-{settings.accuracy}"
     config.search_space_file = str(SPACE_JSON)
@@ -284,8 +286,7 @@ def run_experiment(config: ExperimentConfig, port: int, *, timeout_s: float = 18
     """
     from nni.experiment import Experiment
 
-    experiments_dir = Path(config.experiment_working_directory
-                           or Path.home() / "nni-experiments").expanduser()
+    experiments_dir = Path(config.experiment_working_directory or nni_home()).expanduser()
     max_trials = config.max_trial_number
     experiment = Experiment(config)
     experiment.start(port, debug=False)
@@ -339,8 +340,7 @@ def run_with_nnictl(config: ExperimentConfig, port: int, *, timeout_s: float = 1
     import yaml
     from nni.experiment import Experiment
 
-    experiments_dir = Path(config.experiment_working_directory
-                           or Path.home() / "nni-experiments").expanduser()
+    experiments_dir = Path(config.experiment_working_directory or nni_home()).expanduser()
     experiments_dir.mkdir(parents=True, exist_ok=True)
     config = config.canonical_copy()
     config_file = experiments_dir / f"nnictl-config-{port}.yml"
