@@ -151,8 +151,10 @@ def read_nni_trials(experiment: str, experiments_dir: str | Path | None = None) 
     Results without an echo are dropped and counted in `frame.attrs["dropped"]`.
     """
     path = nni_database(experiment, experiments_dir)
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    if not path.is_file():
+        raise ValueError(f"no NNI experiment database at {path}")
+    try:  # read-only, the path percent-encoded into the URI (a '#' or '?' stays in the name)
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
             rows = db.execute(
                 "SELECT timestamp, trialJobId, parameterId, data FROM MetricData "
                 "WHERE type = 'FINAL' ORDER BY timestamp"

@@ -87,3 +87,21 @@ def test_preset_dominance_by_hand() -> None:
     assert dominance["fast"] == pytest.approx((29.5 - 22.8) / 29.5)
     assert dominance["slow"] == 0.0  # less accurate than every front point
     assert dominance["best"] == 0.0  # more accurate, but slower than each front point
+
+
+@pytest.mark.parametrize("name", ["a#b.sqlite", "what?.sqlite"])
+def test_an_experiment_database_path_is_never_pasted_into_a_uri(tmp_path, name) -> None:
+    """A '#' once dropped `?mode=ro` (and created an empty file); a '?' made the file unreadable."""
+    import sqlite3
+
+    from analysis.nas.pareto import read_nni_trials
+
+    path = tmp_path / name
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE MetricData (timestamp, trialJobId, parameterId, type, data)")
+    db.close()
+    frame = read_nni_trials(str(path))
+    assert len(frame) == 0 and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    with pytest.raises(ValueError, match="no NNI experiment"):
+        read_nni_trials(str(tmp_path / "missing#.sqlite"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
