@@ -17,7 +17,7 @@ from analysis.nas.experiment import (
     warn_exposed,
 )
 
-from .common import CliError, add_command
+from .common import CliError, add_command, strict_float, strict_int
 
 RESULTS = Path("results")
 
@@ -113,10 +113,11 @@ def cmd_search(args: argparse.Namespace) -> dict:
     from analysis.nas.experiment import run_search
 
     predictor = Path(args.predictor)
+    settings = _search_settings(args, predictor)  # every option checked before anything runs
     if not predictor.is_file():
         raise CliError(f"predictor file not found: {predictor} (run `edgevit calibrate` first)")
     with _experiment_errors():
-        experiment_id, experiments_dir = run_search(_search_settings(args, predictor))
+        experiment_id, experiments_dir = run_search(settings)
     return _report(experiment_id, experiments_dir, args, predictor)
 
 
@@ -182,8 +183,9 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     from analysis.nas.experiment import run_search
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     predictor_path = out / "predictor.json"
+    settings = _search_settings(args, predictor_path)  # checked before a minute of calibrating
+    out.mkdir(parents=True, exist_ok=True)
     device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
     reuse = False
     if predictor_path.is_file():
@@ -202,7 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         print(report.table())
         predictors["features_gp"].save(predictor_path)
     with _experiment_errors():
-        experiment_id, experiments_dir = run_search(_search_settings(args, predictor_path))
+        experiment_id, experiments_dir = run_search(settings)
     args.measure_front = True  # the demo closes the loop: the front is timed for real
     return _report(experiment_id, experiments_dir, args, predictor_path)
 
@@ -215,9 +217,9 @@ def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
                    help="pareto-* is the suite's multi-objective ParetoTuner with that optuna "
                         "sampler (default pareto-gp); the others are NNI's built-in tuners, "
                         "which maximise the trial's scalarised `default`")
-    p.add_argument("--trials", type=int, default=trials)
-    p.add_argument("--concurrency", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trials", type=strict_int, default=trials, help="1..100,000")
+    p.add_argument("--concurrency", type=strict_int, default=2, help="1..64")
+    p.add_argument("--seed", type=strict_int, default=0)
     p.add_argument("--scalarization", choices=("tchebycheff", "mnas"), default="tchebycheff",
                    help="what NNI's built-in tuners maximise (ParetoTuner reads the "
                         "objectives): augmented Tchebycheff over stated ranges (any sign and "
@@ -225,12 +227,12 @@ def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
     p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
                    choices=("accuracy", "latency_ms", "macs", "params"),
                    help="what ParetoTuner optimises, read from each trial's report")
-    p.add_argument("--macs-budget", type=float, default=3e9)
-    p.add_argument("--params-budget", type=float, default=None,
+    p.add_argument("--macs-budget", type=strict_float, default=3e9)
+    p.add_argument("--params-budget", type=strict_float, default=None,
                    help="ParetoTuner: never dispatch a config with more parameters")
-    p.add_argument("--latency-budget-ms", type=float, default=None,
+    p.add_argument("--latency-budget-ms", type=strict_float, default=None,
                    help="ParetoTuner: never dispatch a config predicted slower")
-    p.add_argument("--port", type=int, default=8745)
+    p.add_argument("--port", type=strict_int, default=8745)
     p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
     p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
     p.add_argument("--expose", action="store_true",
@@ -254,7 +256,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiments-dir", default=None,
                    help="where the experiment's folder is (default: where NNI's registry "
                         "recorded it, else ~/nni-experiments)")
-    p.add_argument("--macs-budget", type=float, default=None)
+    p.add_argument("--macs-budget", type=strict_float, default=None)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--measure-front", action="store_true",
                    help="time the front's configs for real: predicted vs measured")
@@ -264,9 +266,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", help="experiment id")
     p.add_argument("--predictor", required=True, help="latency predictor JSON")
     p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
-    p.add_argument("--port", type=int, default=8745)
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the end")
-    p.add_argument("--macs-budget", type=float, default=3e9)
+    p.add_argument("--port", type=strict_int, default=8745)
+    p.add_argument("--timeout", type=strict_float, default=1800.0,
+                   help="seconds to wait for the end")
+    p.add_argument("--macs-budget", type=strict_float, default=3e9)
     p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
     p.add_argument("--expose", action="store_true",
                    help="do not hide NNI's web UI in a private network namespace")
@@ -276,5 +279,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "calibrate (or reuse) a predictor, run the NNI search, write results/",
                     model=False)
     _search_options(p, trials=60)
-    p.add_argument("--budget", type=int, default=40, help="calibration measurements")
+    p.add_argument("--budget", type=strict_int, default=40, help="calibration measurements")
     p.add_argument("--store", default=None, help="measurement store")

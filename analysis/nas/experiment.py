@@ -94,6 +94,23 @@ class SearchSettings:
     allow_any_tuner: bool = False  # run a tuner known to fail here (to see how it fails)
     trial_timeout_s: float | None = None  # a trial running longer fails (trial.py --timeout-s)
 
+    def __post_init__(self) -> None:
+        """Every setting within its stated bounds (ValueError naming it), before anything
+        starts: an experiment that cannot run never launches."""
+        for name, low, high in (("max_trials", 1, 100_000), ("concurrency", 1, 64),
+                                ("port", 1024, 65_535), ("seed", 0, 2**31 - 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"search setting {name} must be an integer in "
+                                 f"{low}..{high}, got {value!r}")
+        for name in ("macs_budget", "params_budget", "latency_budget_ms", "timeout_s",
+                     "trial_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float))
+                                          and math.isfinite(value) and value > 0):
+                raise ValueError(f"search setting {name} must be a finite number > 0, "
+                                 f"got {value!r}")
+
     @property
     def pareto(self) -> bool:
         return self.tuner in PARETO_TUNERS

@@ -194,9 +194,9 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
     from analysis.nas.pareto import experiment_folder
     from analysis.nas.tuner import STUDY_FILE, read_study
 
+    folder = experiment_folder(experiment, experiments_dir)  # before any folder is created
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    folder = experiment_folder(experiment, experiments_dir)
     trials = trial_frame(str(folder))
     methods = sorted(set(trials["accuracy_method"]))
     if method is None:

@@ -146,3 +146,22 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys) -> None:
     monkeypatch.setattr(info, "cmd_info", interrupted)
     assert main(["info", "edgevit_xxs"]) == 130
     assert capsys.readouterr().err == "edgevit info: interrupted\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--trials", "0"], "max_trials must be an integer in 1..100000, got 0"),
+    (["search", "--predictor", "P", "--concurrency", "0"], "concurrency must be an integer"),
+    (["search", "--predictor", "P", "--macs-budget", "-5"], "macs_budget must be a finite"),
+    (["search", "--predictor", "P", "--accuracy", "bogus"], "accuracy method 'bogus'"),
+    (["pareto", "no-such-experiment", "--experiments-dir", "NNI"], "no NNI experiment"),
+])
+def test_search_options_are_checked_before_anything_runs(tmp_path, capsys, argv, message):
+    """Bad options end in one line and exit 2 before a calibration, an NNI experiment or an
+    output folder exists."""
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "nni") if a == "NNI" else a for a in argv]
+    code = main([*argv, "--out", str(out), "--expose"] if argv[0] != "pareto"
+                else [*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not out.exists()
