@@ -6,6 +6,9 @@ Layouts: `x` is N×C×H×W between blocks ("map form") and B×N×C inside the gl
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
@@ -161,18 +164,21 @@ class LocalAgg(nn.Module):
     """The first "L" of LGL, on maps: CPE, then a local token mixer, then a conv FFN.
 
     x + dw3×3(x);  x + mixer(BN(x));  x + ConvMlp(BN(x)).
-    `mixer` is a `ConvMixer` (the release: pw -> dw k×k -> pw) or a `LocallyGroupedAttn`.
+    `make_mixer()` builds the mixer, a `ConvMixer` (the release: pw -> dw k×k -> pw) or a
+    `LocallyGroupedAttn`, after the position encoding and the first norm: layers draw their
+    initial weights in the release's order, so a seed gives the same network.
     `pos_embed_folded` (set by `edgevit.fuse`): the identity of `x + dw3×3(x)` lives in the
     depthwise kernel's centre tap, so the position encoding is one convolution.
     """
 
     def __init__(
-        self, *, dim: int, mlp_hidden: int, mixer: nn.Module, drop_path: float = 0.0
+        self, *, dim: int, mlp_hidden: int, make_mixer: Callable[[], nn.Module],
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.BatchNorm2d(dim)
-        self.mixer = mixer
+        self.mixer = make_mixer()
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = ConvMlp(dim=dim, hidden=mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -368,12 +374,13 @@ class GlobalBlock(nn.Module):
     """
 
     def __init__(
-        self, *, dim: int, mlp_hidden: int, attn: nn.Module, drop_path: float = 0.0
+        self, *, dim: int, mlp_hidden: int, make_attn: Callable[[], nn.Module],
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.pos_embed = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
-        self.attn = attn
+        self.attn = make_attn()  # built here: the release's order of initial draws
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS_BLOCK)
         self.mlp = Mlp(dim=dim, hidden=mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -396,9 +403,11 @@ class LGLBlock(nn.Module):
         self.local_agg: nn.Module = nn.Identity()
         if block.has_local_agg:
             self.local_agg = LocalAgg(dim=block.dim, mlp_hidden=block.mlp_hidden,
-                                      mixer=local_mixer(block), drop_path=drop_path)
+                                      make_mixer=functools.partial(local_mixer, block),
+                                      drop_path=drop_path)
         self.global_block = GlobalBlock(dim=block.dim, mlp_hidden=block.mlp_hidden,
-                                        attn=global_attention(block), drop_path=drop_path)
+                                        make_attn=functools.partial(global_attention, block),
+                                        drop_path=drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.global_block(self.local_agg(x))
