@@ -109,6 +109,7 @@ def main() -> None:
                                           "noise_floor": report.noise_floor,
                                           "state_exponent": report.state_exponent,
                                           "seconds": report.seconds}
+        args.out.write_text(json.dumps(out, indent=1))  # a cut run keeps what it measured
 
     grid = off_grid_configs()
     first = measured_rows(grid, threads=1, img_size=(224, 224))
@@ -127,6 +128,7 @@ def main() -> None:
                   f"MAPE {s['mape']:.1%}" + (f"  in interval {s['coverage']:.0%}"
                                               if "coverage" in s else ""))
 
+    args.out.write_text(json.dumps(out, indent=1))
     prior = calibrations["random"][0]["features_gp"]
     out["transfer"] = [transfer(prior, threads=2, img_size=(224, 224), adapt=args.adapt,
                                 test=args.transfer_test, seed=args.seed + 100)]
