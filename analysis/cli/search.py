@@ -79,9 +79,11 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
         if "measured_front" in summary:
             m = summary["measured_front"]
             for r in m["rounds"]:
+                interval = ("" if m["in_interval"] is None
+                            else f", {r['in_interval']:.0%} inside the 90 % interval")
                 print(f"round {r['round']}: front of {r['front_size']} under that round's "
                       f"predictor, {r['newly_measured']} newly measured; {r['within_10']:.0%} "
-                      f"within ±10 %, {r['in_interval']:.0%} inside the 90 % interval"
+                      f"within ±10 %{interval}"
                       + ("; misses added, predictor refitted" if r["refitted"] else ""))
             print(f"front measured for real (timed against edgevit_xxs): {m['within_10']:.0%} of "
                   f"its {m['points']} points within ±10 % of the final prediction (MAPE "

@@ -93,10 +93,11 @@ def close_the_loop(trials: pd.DataFrame, predictor: LatencyPredictor, measure: M
             for row, ratio in zip(new, ratios):
                 measured_ms[row] = float(ratio) * ms_per_ratio
                 measured_round[row] = number
-        low, high = current.interval([configs[row] for row in front])
+        low, high = _interval(current, [configs[row] for row in front])
         truth = np.array([measured_ms[row] for row in front])
         close = np.abs(predicted[front] / truth - 1) <= tolerance
-        inside = (low <= truth) & (truth <= high)
+        # a predictor without an interval is judged on ±tolerance alone
+        inside = ((low <= truth) & (truth <= high)) | np.isnan(low)
         missed = [row for row, ok in zip(front, close & inside) if not ok]
         refit = bool(missed) and number < max_rounds and isinstance(current, FeatureModel)
         rounds.append(LoopRound(number, len(front), len(new), float(close.mean()),
@@ -107,12 +108,20 @@ def close_the_loop(trials: pd.DataFrame, predictor: LatencyPredictor, measure: M
         current = current.with_measurements([configs[row] for row in fresh],
                                             np.array([measured_ms[row] for row in fresh]))
         added.update(fresh)
-    low, high = current.interval([configs[row] for row in front])
+    low, high = _interval(current, [configs[row] for row in front])
     out = trials.iloc[front].assign(
         predicted_latency_ms=predicted[front], interval_low_ms=low, interval_high_ms=high,
         measured_latency_ms=[measured_ms[row] for row in front],
         measured_round=[measured_round[row] for row in front])
     return out.sort_values("predicted_latency_ms"), rounds, current
+
+
+def _interval(predictor: LatencyPredictor, configs: Sequence[EdgeViTConfig]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The predictor's intervals, NaN where it has none (a file without a fitted interval)."""
+    if np.isfinite(predictor.interval_log_halfwidth):
+        return predictor.interval(configs)
+    return np.full(len(configs), np.nan), np.full(len(configs), np.nan)
 
 
 def loop_summary(rounds: Sequence[LoopRound], front: pd.DataFrame,
@@ -121,6 +130,8 @@ def loop_summary(rounds: Sequence[LoopRound], front: pd.DataFrame,
     error = np.abs(front["predicted_latency_ms"] / front["measured_latency_ms"] - 1)
     inside = ((front["interval_low_ms"] <= front["measured_latency_ms"])
               & (front["measured_latency_ms"] <= front["interval_high_ms"]))
+    has_interval = bool(front["interval_low_ms"].notna().all())
     return {"within_10": float((error <= tolerance).mean()),
-            "in_interval": float(inside.mean()), "mape": float(error.mean()),
+            "in_interval": float(inside.mean()) if has_interval else None,
+            "mape": float(error.mean()),
             "points": int(len(front)), "rounds": [asdict(r) for r in rounds]}

@@ -110,3 +110,11 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
     assert table.splitlines()[0] == trust["label"] and " score " in table.splitlines()[1]
     assert value_name(trust_of("train:fashion-mnist")) == "accuracy"
     assert "in no committed study" in trust_of("supernet:runs/x")["label"]
+
+
+def test_a_predictor_without_an_interval_is_judged_on_its_error_alone(trials) -> None:
+    configs = sample_configs(20, seed=24)
+    line = MacsLinear().fit(frame_of(configs, truth_ms(configs)))  # no fit_interval
+    front, rounds, _ = close_the_loop(trials, line, FakeMachine())
+    assert front["interval_low_ms"].isna().all() and len(rounds) == 1
+    assert loop_summary(rounds, front)["in_interval"] is None
