@@ -122,6 +122,25 @@ def _single_size(frame: pd.DataFrame) -> tuple[int, int]:
     return sizes.pop()
 
 
+def conformal_halfwidth(measured: np.ndarray,
+                        held_out: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                        seed: int = 0) -> float:
+    """q of the module docstring: `held_out(mask)` fits on the rows outside `mask` and returns
+    (predicted latency, spread s) of the rows inside; over `INTERVAL_FOLDS` folds, q is the
+    ⌈(n + 1)·level⌉-th smallest |log(measured / predicted)| / s."""
+    folds = min(INTERVAL_FOLDS, len(measured))
+    if folds < 2:
+        raise ValueError("an interval needs at least 2 whole-model measurements")
+    assignment = np.random.default_rng(seed).permutation(len(measured)) % folds
+    ratios = np.empty(len(measured))
+    for fold in range(folds):
+        out = assignment == fold
+        predicted, spread = held_out(out)
+        ratios[out] = np.abs(np.log(measured[out] / predicted)) / spread
+    rank = min(len(ratios), math.ceil((len(ratios) + 1) * INTERVAL_LEVEL))
+    return float(np.sort(ratios)[rank - 1])
+
+
 class LatencyPredictor:
     """Interface: `fit(measurements)`, `predict_batch(batch)` / `predict(configs)` ->
     latency_ms, `save` / `load`. Subclasses implement `predict_batch`."""
@@ -224,23 +243,17 @@ class LatencyPredictor:
         predicts the rest; q is the ⌈(n + 1)·level⌉-th smallest |log residual| / s."""
         configs = _configs_of(models)
         measured = models["latency_ms"].to_numpy(dtype=np.float64)
-        folds = min(INTERVAL_FOLDS, len(configs))
-        if folds < 2:
-            raise ValueError("an interval needs at least 2 whole-model measurements")
-        assignment = np.random.default_rng(seed).permutation(len(configs)) % folds
-        ratios = np.empty(len(configs))
-        for fold in range(folds):
-            out = assignment == fold
+
+        def held_out(out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             fitted = refit(models[~out])
             held = [configs[i] for i in np.flatnonzero(out)]
-            batch_rows = split_by_shared_fields(held)
             predicted, spread = np.empty(len(held)), np.empty(len(held))
-            for rows, batch in batch_rows:
+            for rows, batch in split_by_shared_fields(held):
                 predicted[rows] = fitted.predict_batch(batch)
                 spread[rows] = fitted.log_spread(batch)
-            ratios[out] = np.abs(np.log(measured[out] / predicted)) / spread
-        rank = min(len(ratios), math.ceil((len(ratios) + 1) * INTERVAL_LEVEL))
-        self.interval_log_halfwidth = float(np.sort(ratios)[rank - 1])
+            return predicted, spread
+
+        self.interval_log_halfwidth = conformal_halfwidth(measured, held_out, seed)
         return self
 
     def state(self) -> dict[str, Any]:
@@ -425,12 +438,20 @@ class FeatureModel(LatencyPredictor):
             refit.fit_interval_features(features, latency)
         return refit
 
+    def _fitted_gp(self):
+        """The correction's GP (refitted from the stored points with the stored kernel after a
+        load)."""
+        if self._gp is None:
+            self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
+        return self._gp
+
     def _correction(self, features: np.ndarray) -> np.ndarray:
         if not self.correction:
             return np.zeros(len(features))
-        if self._gp is None:
-            self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
-        return self._gp.predict(self._gp_inputs(features))
+        return self._fitted_gp().predict(self._gp_inputs(features))
+
+    def _predict_features(self, features: np.ndarray) -> np.ndarray:
+        return self._base(features) * np.exp(self._correction(features))
 
     def features_of(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
         """Feature matrix (N, F) of configs at the predictor's input size."""
@@ -440,33 +461,24 @@ class FeatureModel(LatencyPredictor):
         return out
 
     def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
-        features = feature_matrix(batch, self.img_size)
-        return self._base(features) * np.exp(self._correction(features))
+        return self._predict_features(feature_matrix(batch, self.img_size))
 
     def fit_interval_features(self, features: np.ndarray, latency: np.ndarray,
                               seed: int = 0) -> FeatureModel:
         """`fit_interval` on a feature matrix: 5-fold cross-validation with this fit's kernel."""
-        folds = min(INTERVAL_FOLDS, len(latency))
-        assignment = np.random.default_rng(seed).permutation(len(latency)) % folds
-        ratios = np.empty(len(latency))
-        for fold in range(folds):
-            out = assignment == fold
+        def held_out(out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             fitted = FeatureModel(correction=self.correction,
                                   kernel_theta=self.kernel_theta or None)
-            fitted.settings = self.settings
             fitted.fit_features(features[~out], latency[~out])
-            predicted = fitted._base(features[out]) * np.exp(fitted._correction(features[out]))
-            ratios[out] = np.abs(np.log(latency[out] / predicted)) / fitted._spread(features[out])
-        rank = min(len(ratios), math.ceil((len(ratios) + 1) * INTERVAL_LEVEL))
-        self.interval_log_halfwidth = float(np.sort(ratios)[rank - 1])
+            return fitted._predict_features(features[out]), fitted._spread(features[out])
+
+        self.interval_log_halfwidth = conformal_halfwidth(latency, held_out, seed)
         return self
 
     def _spread(self, features: np.ndarray) -> np.ndarray:
         if not self.correction:
             return np.ones(len(features))
-        if self._gp is None:
-            self._gp = self._make_gp(optimize=False).fit(self.train_x, self.train_residual)
-        _, std = self._gp.predict(self._gp_inputs(features), return_std=True)
+        _, std = self._fitted_gp().predict(self._gp_inputs(features), return_std=True)
         return np.maximum(std, 1e-6)
 
     def log_spread(self, batch: ConfigBatch) -> np.ndarray:
