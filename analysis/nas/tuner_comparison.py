@@ -25,6 +25,7 @@ from analysis.cost import DEFAULT_SPACE, SPACE_JSON
 from analysis.nas.objectives import draw_tchebycheff_weights, tchebycheff_reward
 from analysis.nas.pareto import hypervolume_curve
 from analysis.nas.report import SENSES, ExhaustiveFront, reference_point
+from analysis.nas.tuner import SpaceCodec
 
 NNI_TUNERS = ("Random", "TPE", "Evolution")
 # optuna sampler -> how it sees the space: "categorical" (the NNI choices) or "ordinal" (an
@@ -104,23 +105,15 @@ def run_nni(name: str, objectives: SpaceObjectives, trials: int, *, restarts: in
 
 
 def suggest_params(trial: Any, encoding: str) -> dict[str, Any]:
-    """NNI parameters for one optuna trial (an `optuna.Trial`).
-
-    "categorical": each parameter is `suggest_categorical` over its choices. "ordinal": each is
-    `suggest_int` over 0..k-1, the index of its choices sorted by value (head_dim, width
-    multiplier, depth, sample rate and MLP ratio are all numbers), decoded back to the value, so
-    the point is the same space's and is looked up the same way.
-    """
-    if encoding == "categorical":
-        return {name: trial.suggest_categorical(name, list(values))
-                for name, values in DEFAULT_SPACE.choices().items()}
-    if encoding == "ordinal":
-        params = {}
-        for name, values in DEFAULT_SPACE.choices().items():
-            ordered = sorted(values)
-            params[name] = ordered[trial.suggest_int(name, 0, len(ordered) - 1)]
-        return params
-    raise ValueError(f"unknown encoding {encoding!r}; known: categorical, ordinal")
+    """NNI parameters for one optuna trial (an `optuna.Trial`), encoded as ParetoTuner encodes
+    them (`SpaceCodec`): "categorical", each parameter a `suggest_categorical` over its
+    choices; "ordinal", a `suggest_int` over the index of its choices sorted by value (all are
+    numbers), decoded back to the value."""
+    codec = SpaceCodec(DEFAULT_SPACE.to_nni(), encoding)
+    drawn = {name: (trial.suggest_int(name, dist.low, dist.high) if encoding == "ordinal"
+                    else trial.suggest_categorical(name, list(dist.choices)))
+             for name, dist in codec.distributions.items()}
+    return codec.to_nni(drawn)
 
 
 def run_optuna(name: str, objectives: SpaceObjectives, trials: int, *, seed: int = 0
