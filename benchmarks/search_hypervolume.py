@@ -19,8 +19,7 @@ import time
 import numpy as np
 
 from analysis.latency import LatencyPredictor, committed_predictor
-from analysis.nas.report import exhaustive_front
-from analysis.nas.tuner_comparison import NNI_TUNERS, OPTUNA_SAMPLERS, compare
+from analysis.nas import NNI_TUNERS, OPTUNA_SAMPLERS, compare, exhaustive_front
 
 
 def main() -> None:

@@ -39,16 +39,20 @@ import numpy as np
 
 from analysis.latency.calibration import committed_predictor
 from analysis.latency.predictors import LatencyPredictor
-from analysis.nas.experiment import (
+from analysis.nas import (
+    SENSES,
     SearchSettings,
+    exhaustive_front,
     experiment_config,
+    hypervolume,
     in_private_netns,
+    non_dominated,
     private_netns_command,
+    read_nni_trials,
+    reference_point,
     run_with_nnictl,
     warn_exposed,
 )
-from analysis.nas.pareto import hypervolume, non_dominated, read_nni_trials
-from analysis.nas.report import SENSES, exhaustive_front, reference_point
 from analysis.nas.tuner import STUDY_FILE, generate_seconds, read_study
 
 ACCURACY = "proxy:params"

@@ -23,7 +23,7 @@ import nni
 
 from analysis.cost import DEFAULT_SPACE, model_cost
 from analysis.latency import LatencyPredictor
-from analysis.nas.objectives import (
+from analysis.nas import (
     accuracy_objective,
     default_accuracy_method,
     draw_tchebycheff_weights,

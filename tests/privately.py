@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from analysis.nas.experiment import kill_processes, private_netns_command
+from analysis.nas import kill_processes, private_netns_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_ROOT / "tests"

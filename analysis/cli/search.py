@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis.nas.experiment import (
+from analysis.nas import (
     WORKING_TUNERS,
     in_private_netns,
     private_netns_command,
@@ -38,7 +38,7 @@ def _rerun_in_private_netns(args: argparse.Namespace) -> None:
 def _experiment_errors() -> Iterator[None]:
     """An NNI experiment that fails (tuner crash, manager error, timeout) ends the command with
     its first line as a user error (exit 2), like any other."""
-    from analysis.nas.experiment import ExperimentError
+    from analysis.nas import ExperimentError
 
     try:
         yield
@@ -48,8 +48,7 @@ def _experiment_errors() -> Iterator[None]:
 
 def _search_settings(args: argparse.Namespace, predictor: Path):
     from analysis.accuracy import AccuracyMethod, trust_of
-    from analysis.nas.experiment import SearchSettings
-    from analysis.nas.objectives import default_accuracy_method
+    from analysis.nas import SearchSettings, default_accuracy_method
 
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
@@ -68,7 +67,7 @@ def _search_settings(args: argparse.Namespace, predictor: Path):
 
 def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
             predictor: Path) -> dict:
-    from analysis.nas.report import front_table, write_report
+    from analysis.nas import front_table, write_report
 
     summary = write_report(experiment_id, predictor_path=predictor, out_dir=args.out,
                            experiments_dir=experiments_dir, macs_budget=args.macs_budget,
@@ -112,7 +111,7 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
 
 def cmd_search(args: argparse.Namespace) -> dict:
     _rerun_in_private_netns(args)
-    from analysis.nas.experiment import run_search
+    from analysis.nas import run_search
 
     predictor = Path(args.predictor)
     settings = _search_settings(args, predictor)  # every option checked before anything runs
@@ -126,12 +125,12 @@ def cmd_search(args: argparse.Namespace) -> dict:
 def cmd_resume(args: argparse.Namespace) -> dict:
     """Continue a stopped or crashed experiment to its budget, then report it like `search`."""
     _rerun_in_private_netns(args)
-    from analysis.nas.experiment import resume_search
+    from analysis.nas import resume_search
 
     predictor = Path(args.predictor)
     if not predictor.is_file():
         raise CliError(f"predictor file not found: {predictor}")
-    from analysis.nas.pareto import experiment_folder
+    from analysis.nas import experiment_folder
 
     try:  # where NNI's registry recorded it, unless told
         experiments_dir = experiment_folder(args.experiment, args.experiments_dir).parent
@@ -146,7 +145,7 @@ def cmd_resume(args: argparse.Namespace) -> dict:
 def cmd_pareto(args: argparse.Namespace) -> dict:
     """The front of an experiment found by id (NNI's registry, or --experiments-dir); the
     exhaustive front and hypervolume_ratio with --predictor."""
-    from analysis.nas.report import front_table, write_report
+    from analysis.nas import front_table, write_report
 
     if args.predictor is not None and not Path(args.predictor).is_file():
         raise CliError(f"predictor file not found: {args.predictor}")
@@ -182,7 +181,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         device_fingerprint,
         sha256_hex,
     )
-    from analysis.nas.experiment import run_search
+    from analysis.nas import run_search
 
     out = Path(args.out)
     predictor_path = out / "predictor.json"
@@ -199,7 +198,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         print(f"reusing the latency predictor {predictor_path} calibrated on {device}")
     else:
         print(f"calibrating a latency predictor on {device} ({args.budget} configs) ...")
-        predictors, report = calibrate(device=device, budget=args.budget, threads=2,
+        predictors, report = calibrate(device=device, budget=args.budget, threads=1,
                                        store=MeasurementStore(args.store), with_blocks=False,
                                        protocol=Protocol(min_runs=10, min_time_s=0.4),
                                        noise_repeats=5)

@@ -158,7 +158,7 @@ def tuner_algorithm_config(settings: SearchSettings):
     from nni.experiment.config import AlgorithmConfig, CustomAlgorithmConfig
 
     if settings.pareto:
-        from analysis.nas.tuner import tuner_config
+        from .tuner import tuner_config
 
         block = tuner_config(
             settings.tuner.removeprefix("pareto-"), objectives=settings.objectives,
@@ -202,7 +202,8 @@ def experiment_config(settings: SearchSettings) -> ExperimentConfig:
     ranges = None
     if not settings.pareto and settings.scalarization == "tchebycheff":
         from analysis.latency.predictors import LatencyPredictor
-        from analysis.nas.objectives import objective_ranges
+
+        from .objectives import objective_ranges
 
         predictor = LatencyPredictor.load(settings.predictor)
         ranges = objective_ranges(settings.accuracy, predictor.predict)

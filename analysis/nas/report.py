@@ -191,8 +191,8 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
     the summary. The front is the trials' own, on the latency each trial reported; a predictor
     adds the presets, the exhaustive front and `hypervolume_ratio` (and is needed to measure).
     The experiment is found as `analysis.nas.pareto.experiment_folder` says."""
-    from analysis.nas.pareto import experiment_folder
-    from analysis.nas.tuner import STUDY_FILE, read_study
+    from .pareto import experiment_folder
+    from .tuner import STUDY_FILE, read_study
 
     folder = experiment_folder(experiment, experiments_dir)  # before any folder is created
     out = Path(out_dir)

@@ -520,7 +520,7 @@ def tuner_config(sampler: str = "gp", *, objectives: Sequence[str] = DEFAULT_OBJ
                  params_budget: float | None = None, latency_budget_ms: float | None = None,
                  predictor: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The `tuner:` block of an NNI experiment config that runs `ParetoTuner`."""
-    from analysis.nas.experiment import REPO_ROOT
+    from .experiment import REPO_ROOT
 
     class_args: dict[str, Any] = {"sampler": sampler, "objectives": list(objectives),
                                   "seed": seed}

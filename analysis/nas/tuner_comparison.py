@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from analysis.cost import DEFAULT_SPACE, SPACE_JSON
-from analysis.nas.objectives import draw_tchebycheff_weights, tchebycheff_reward
-from analysis.nas.pareto import hypervolume_curve
-from analysis.nas.report import SENSES, ExhaustiveFront, reference_point
-from analysis.nas.tuner import SpaceCodec
+
+from .objectives import draw_tchebycheff_weights, tchebycheff_reward
+from .pareto import hypervolume_curve
+from .report import SENSES, ExhaustiveFront, reference_point
+from .tuner import SpaceCodec
 
 NNI_TUNERS = ("Random", "TPE", "Evolution")
 # optuna sampler -> how it sees the space: "categorical" (the NNI choices) or "ordinal" (an
@@ -164,7 +165,7 @@ def compare(exhaustive: ExhaustiveFront, trials: int, *, seed: int = 0, restarts
             macs_budget: float | None = None,
             methods: tuple[str, ...] = NNI_TUNERS + OPTUNA_SAMPLERS) -> dict[str, np.ndarray]:
     """Method -> hypervolume ratio to the exhaustive front after each trial."""
-    from analysis.nas.pareto import hypervolume
+    from .pareto import hypervolume
 
     objectives = SpaceObjectives.from_exhaustive(exhaustive, macs_budget)
     reference = reference_point(exhaustive.front_points())

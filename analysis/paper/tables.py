@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.nas.pareto import non_dominated
+from analysis.nas import non_dominated
 from edgevit.config import EdgeViTConfig
 
 if TYPE_CHECKING:

@@ -156,7 +156,7 @@ def test_proxies_depend_on_the_seed_and_leave_the_model_alone(digits) -> None:
 
 
 def test_the_search_objective_scores_with_a_proxy() -> None:
-    from analysis.nas.objectives import accuracy_objective
+    from analysis.nas import accuracy_objective
 
     score = accuracy_objective("proxy:grad_norm").evaluate(TINY)
     assert math.isfinite(score) and score > 0

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.cost import config_features, model_cost
 from analysis.latency import FeatureModel, MacsLinear, sample_configs
-from analysis.nas.closed_loop import close_the_loop, loop_summary
+from analysis.nas import close_the_loop, loop_summary
 from edgevit import PRESETS
 
 TRUTH = np.array([2e-8, 3e-7, 1e-7, 0.0, 5e-7, 1e-7, 0.0, 0.01])  # ms per feature unit
@@ -98,8 +98,7 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
     """The digits study validates no proxy: the front's column is a score, and the table says
     "accuracy unvalidated" with the method's τ [interval]; short training is an accuracy."""
     from analysis.accuracy import trust_of
-    from analysis.nas.objectives import default_accuracy_method
-    from analysis.nas.report import front_table, value_name
+    from analysis.nas import default_accuracy_method, front_table, value_name
 
     method = default_accuracy_method()
     trust = trust_of(method)

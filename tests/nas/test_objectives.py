@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.nas.objectives import mnas_reward, objective_ranges, tchebycheff_reward
+from analysis.nas import mnas_reward, objective_ranges, tchebycheff_reward
 
 
 def draws(rng: np.random.Generator, count: int, accuracy_lo: float, accuracy_hi: float):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.nas.pareto import hypervolume, hypervolume_curve, non_dominated, read_nni_trials
+from analysis.nas import hypervolume, hypervolume_curve, non_dominated, read_nni_trials
 
 
 def brute_force(points: np.ndarray, senses) -> np.ndarray:
@@ -75,7 +75,7 @@ def test_read_nni_trials_trusts_the_echo(tmp_path) -> None:
 def test_preset_dominance_by_hand() -> None:
     import pandas as pd
 
-    from analysis.nas.report import preset_dominance
+    from analysis.nas import preset_dominance
 
     front = pd.DataFrame({"accuracy": [-1110.0, -900.0, -762.0],
                           "latency_ms": [29.5, 35.0, 41.2]})
@@ -94,7 +94,7 @@ def test_an_experiment_database_path_is_never_pasted_into_a_uri(tmp_path, name) 
     """A '#' once dropped `?mode=ro` (and created an empty file); a '?' made the file unreadable."""
     import sqlite3
 
-    from analysis.nas.pareto import read_nni_trials
+    from analysis.nas import read_nni_trials
 
     path = tmp_path / name
     with sqlite3.connect(path) as db:

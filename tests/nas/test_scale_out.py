@@ -19,7 +19,7 @@ from privately import TESTS_DIR, experiment_id, run_privately, run_search_privat
 
 from analysis.cost import model_cost
 from analysis.latency import MacsLinear, MeasurementStore, sha256_hex
-from analysis.nas.experiment import SearchSettings, private_netns_command
+from analysis.nas import SearchSettings, private_netns_command
 from edgevit import EdgeViTConfig
 
 ENDED = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")

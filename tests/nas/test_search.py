@@ -15,7 +15,7 @@ from privately import experiment_id, run_search_privately
 import edgevit
 from analysis.cost import model_cost
 from analysis.latency import MacsLinear
-from analysis.nas.objectives import (
+from analysis.nas import (
     default_accuracy_method,
     draw_tchebycheff_weights,
     mnas_reward,

@@ -9,12 +9,14 @@ import optuna
 import pytest
 
 from analysis.cost import DEFAULT_SPACE
-from analysis.nas.pareto import hypervolume, non_dominated
-from analysis.nas.report import SENSES, reference_point
-from analysis.nas.tuner_comparison import (
+from analysis.nas import (
     OPTUNA_ENCODINGS,
+    SENSES,
     SpaceObjectives,
+    hypervolume,
     hypervolume_by_trial,
+    non_dominated,
+    reference_point,
     run_optuna,
     suggest_params,
 )
