@@ -61,7 +61,12 @@ def export_onnx_bundle(
     progress: bool = True,
 ) -> Path:
     """One verified `<config_id>.onnx` per distinct config (batch 1) and `manifest.json` in
-    `out_dir`; returns the manifest's path. config_id = sha256 of `config.to_json()`."""
+    `out_dir`; returns the manifest's path. config_id = sha256 of `config.to_json()`.
+
+    A folder that already holds a bundle gains the new configs: the manifest is merged, every
+    earlier entry kept (an entry of the same config and input size is exported again). Any
+    other `manifest.json`, or an `.onnx` file of this name that no manifest lists, is not ours:
+    ValueError, nothing written."""
     from tqdm import tqdm
 
     h, w = check_img_size(img_size)
@@ -72,6 +77,20 @@ def export_onnx_bundle(
     if not unique:
         raise ValueError("no configs to export")
     out = Path(out_dir)
+    path = out / MANIFEST_NAME
+    earlier: dict[str, dict[str, Any]] = {}
+    if os.path.lexists(path):
+        try:
+            earlier = {config_id: {k: v for k, v in entry.items() if k != "config_json"}
+                       for config_id, entry in load_manifest(path).items()}
+        except ValueError as err:
+            raise ValueError(f"{path} exists and is not a bundle manifest this suite wrote "
+                             f"({err}); not replaced, nothing written") from None
+    for config_id in unique:
+        file = out / f"{config_id}.onnx"
+        if os.path.lexists(file) and config_id not in earlier:
+            raise ValueError(f"{file} exists and no manifest lists it; not replaced, nothing "
+                             "written")
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for config_id, config in tqdm(unique.items(), desc="onnx export", unit="model",
@@ -84,12 +103,13 @@ def export_onnx_bundle(
             input_name="input", input_shape=list(target.input_shape), file=file,
             opset=onnx_opset(out / file), exporter=exporter,
         ))
+    exported = {entry["config_id"] for entry in entries}
+    kept = [entry for config_id, entry in earlier.items() if config_id not in exported]
     manifest = dict(
         format_version=1,
         csv_columns=list(CSV_REQUIRED) + [f"{c} (optional)" for c in CSV_OPTIONAL],
-        configs=entries,
+        configs=kept + entries,
     )
-    path = out / MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 

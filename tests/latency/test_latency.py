@@ -479,3 +479,26 @@ def test_hostile_csvs_and_manifests_are_one_line_errors(tmp_path, capsys) -> Non
         assert code == 2 and err.count("\n") == 1 and re.search(message, err), (argv, err)
     with MeasurementStore(store) as opened:
         assert opened.count() == 0
+
+
+def test_export_into_a_folder_keeps_what_is_there(tmp_path) -> None:
+    """A second export into a bundle's folder merges the manifest, keeping every entry; a
+    user's own manifest.json, or an .onnx file no manifest lists, is never replaced."""
+    out = tmp_path / "bundle"
+    export_onnx_bundle([TINY], out, (64, 64), progress=False)
+    manifest = export_onnx_bundle([TINY2], out, (64, 64), progress=False)
+    ids = [e["config_id"] for e in json.loads(manifest.read_text())["configs"]]
+    assert sorted(ids) == sorted([sha256_hex(TINY.to_json()), sha256_hex(TINY2.to_json())])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text('{"app": "my notes"}')
+    with pytest.raises(ValueError, match="not a bundle manifest this suite wrote"):
+        export_onnx_bundle([TINY], mine, (64, 64), progress=False)
+    assert (mine / "manifest.json").read_text() == '{"app": "my notes"}'
+    assert sorted(p.name for p in mine.iterdir()) == ["manifest.json"]
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / f"{sha256_hex(TINY.to_json())}.onnx").write_bytes(b"user's file")
+    with pytest.raises(ValueError, match="no manifest lists it"):
+        export_onnx_bundle([TINY], stray, (64, 64), progress=False)
+    assert (stray / f"{sha256_hex(TINY.to_json())}.onnx").read_bytes() == b"user's file"
