@@ -136,7 +136,11 @@ def conformal_halfwidth(measured: np.ndarray,
     for fold in range(folds):
         out = assignment == fold
         predicted, spread = held_out(out)
-        ratios[out] = np.abs(np.log(measured[out] / predicted)) / spread
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios[out] = np.abs(np.log(measured[out] / predicted)) / spread
+    # a fold that predicts a non-positive latency (a line fitted on 3 configs, say) is a miss
+    # no interval covers: an infinite half-width says so
+    ratios[~np.isfinite(ratios)] = np.inf
     rank = min(len(ratios), math.ceil((len(ratios) + 1) * INTERVAL_LEVEL))
     return float(np.sort(ratios)[rank - 1])
 
@@ -218,7 +222,7 @@ class LatencyPredictor:
 
     def interval_batch(self, batch: ConfigBatch) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) latency_ms of each config's `INTERVAL_LEVEL` interval."""
-        if not math.isfinite(self.interval_log_halfwidth):
+        if math.isnan(self.interval_log_halfwidth):
             raise ValueError(f"the {self.kind} predictor has no fitted interval "
                              "(fit_interval was not run)")
         center = self.predict_batch(batch)

@@ -140,7 +140,7 @@ def test_a_nan_objective_fails_the_trial_and_the_experiment_goes_on(tmp_path) ->
     try:
         proc = run_search_privately(
             tmp_path, predictor,
-            "tuner='Random', max_trials=3, concurrency=2, port=8797, timeout_s=300, "
+            "tuner='pareto-gp', max_trials=3, concurrency=2, port=8797, timeout_s=300, "
             "macs_budget=1e12", "print('EXPERIMENT', run_search(settings)[0])\n")
     finally:
         probe.finished.set()

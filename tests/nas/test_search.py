@@ -117,7 +117,8 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
         assert model_cost(EdgeViTConfig.from_json(row["config"])).macs == row["macs"]
     assert (out / "front.html").stat().st_size > 1000
     front = pd.read_csv(out / "front.csv")
-    assert len(front) == summary["front_size"] and (front["measured_ratio"] > 0).all()
+    assert len(front) == summary["front_size"] and (front["measured_latency_ms"] > 0).all()
+    assert (front["measured_round"] >= 1).all() and summary["measured_front"]["rounds"]
     assert set(summary["measured_front"]) >= {"mape", "within_10", "kendall_tau"}
     assert 0 < summary["hypervolume_ratio"] <= 1.0 + 1e-9
     assert "127.0.0.1" in proc.stderr + proc.stdout or "private" not in proc.stderr
