@@ -368,22 +368,21 @@ class ModelCost:
         """Elements of the largest tensor any op writes (batch 1): activation memory's scale."""
         return max(max(op.numel_out, op.numel_in) for op in self.ops)
 
+    def _per_kind(self, kinds: tuple[str, ...], field: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for op in self.ops:
+            if op.kind in kinds:
+                out[op.kind] = out.get(op.kind, 0) + getattr(op, field)
+        return out
+
     @property
     def elementwise(self) -> dict[str, int]:
         """Elements written per elementwise kind (outside the `macs` convention)."""
-        out: dict[str, int] = {}
-        for op in self.ops:
-            if op.kind in ELEMENTWISE_KINDS:
-                out[op.kind] = out.get(op.kind, 0) + op.numel_out
-        return out
+        return self._per_kind(ELEMENTWISE_KINDS, "numel_out")
 
     def by_kind(self) -> dict[str, int]:
         """macs per MAC kind (conv, deconv, linear, matmul)."""
-        out: dict[str, int] = {}
-        for op in self.ops:
-            if op.kind in MAC_KINDS:
-                out[op.kind] = out.get(op.kind, 0) + op.macs
-        return out
+        return self._per_kind(MAC_KINDS, "macs")
 
     def by_module(self, depth: int | None = None) -> dict[str, int]:
         """macs per module path, truncated to `depth` dotted components when given."""
