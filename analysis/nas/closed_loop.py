@@ -26,6 +26,7 @@ from analysis.latency import (
     MeasurementStore,
     Protocol,
     measure_many,
+    score,
 )
 from edgevit import EdgeViTConfig, preset_config
 
@@ -124,14 +125,15 @@ def _interval(predictor: LatencyPredictor, configs: Sequence[EdgeViTConfig]
     return np.full(len(configs), np.nan), np.full(len(configs), np.nan)
 
 
-def loop_summary(rounds: Sequence[LoopRound], front: pd.DataFrame,
-                 tolerance: float = 0.10) -> dict:
-    """What summary.json keeps: the final front's agreement and every round."""
-    error = np.abs(front["predicted_latency_ms"] / front["measured_latency_ms"] - 1)
-    inside = ((front["interval_low_ms"] <= front["measured_latency_ms"])
-              & (front["measured_latency_ms"] <= front["interval_high_ms"]))
-    has_interval = bool(front["interval_low_ms"].notna().all())
-    return {"within_10": float((error <= tolerance).mean()),
-            "in_interval": float(inside.mean()) if has_interval else None,
-            "mape": float(error.mean()),
-            "points": int(len(front)), "rounds": [asdict(r) for r in rounds]}
+def loop_summary(rounds: Sequence[LoopRound], front: pd.DataFrame) -> dict:
+    """What summary.json keeps: the final front's agreement (`score`: MAPE, within ±5/±10 %,
+    Kendall τ), the share inside the intervals, and every round."""
+    measured = front["measured_latency_ms"].to_numpy(dtype=np.float64)
+    agreement = score(front["predicted_latency_ms"].to_numpy(dtype=np.float64), measured,
+                      None if front["interval_low_ms"].isna().any()
+                      else (front["interval_low_ms"], front["interval_high_ms"]))
+    out = agreement.as_dict()
+    out["in_interval"] = out.pop("coverage", None)
+    if not np.isfinite(out["kendall_tau"]):  # one point has no ranking; JSON has no NaN
+        out["kendall_tau"] = None
+    return {**out, "points": int(len(front)), "rounds": [asdict(r) for r in rounds]}
