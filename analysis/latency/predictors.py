@@ -269,14 +269,12 @@ class LatencyPredictor:
 
     def save(self, path: str | Path) -> None:
         """Write the predictor as JSON."""
+        interval = ({"level": INTERVAL_LEVEL, "log_halfwidth": self.interval_log_halfwidth}
+                    if math.isfinite(self.interval_log_halfwidth) else None)
         document = {"format": FORMAT_VERSION, "kind": self.kind,
                     "settings": self.settings.to_dict(), "scores": dict(self.scores),
-                    "interval": {"level": INTERVAL_LEVEL,
-                                 "log_halfwidth": self.interval_log_halfwidth},
-                    "state": self.state()}
-        Path(path).write_text(json.dumps(document, indent=1, allow_nan=False)
-                              if math.isfinite(self.interval_log_halfwidth)
-                              else json.dumps({**document, "interval": None}, indent=1))
+                    "interval": interval, "state": self.state()}
+        Path(path).write_text(json.dumps(document, indent=1, allow_nan=interval is None))
 
     @staticmethod
     def load(path: str | Path) -> LatencyPredictor:
