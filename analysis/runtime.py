@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import numbers
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import torch
 
 
 def cpu_threads() -> int:
@@ -33,10 +33,25 @@ def check_threads(threads: object) -> int:
     return threads
 
 
+def finite_float(value: object) -> float | None:
+    """`value` as a float when it is a real number (not a bool) that a float holds finitely;
+    None for NaN, ±inf, an int beyond the float range (1e309 written as an integer, say), a
+    string or anything else, so that a caller's check never raises OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[int]:
     """torch's intra-op threads set to `threads` (checked by `check_threads`) inside, restored
     after; yields the count."""
+    import torch  # here, so that the NNI tuner process, which imports this module, starts fast
+
     check_threads(threads)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

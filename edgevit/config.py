@@ -152,7 +152,8 @@ class EdgeViTConfig:
             )
         _check(
             isinstance(self.mlp_ratio, (int, float)) and not isinstance(self.mlp_ratio, bool)
-            and math.isfinite(self.mlp_ratio) and 0 < self.mlp_ratio <= MAX_MLP_RATIO,
+            # the bound is compared before isfinite, which overflows on a huge int
+            and 0 < self.mlp_ratio <= MAX_MLP_RATIO and math.isfinite(self.mlp_ratio),
             "mlp_ratio",
             f"expected a number in (0, {MAX_MLP_RATIO:g}], got {self.mlp_ratio!r}",
         )

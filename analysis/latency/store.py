@@ -37,7 +37,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import numbers
 import os
 import platform
@@ -51,6 +50,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+
+from analysis.runtime import finite_float
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,11 +209,10 @@ def _real(name: str, value: Any, *, positive: bool, optional: bool) -> float | N
         if optional:
             return None
         raise ValueError(f"{name} is required, got None")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")  # noqa: TRY004 (one error type)
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    value = number
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
     if not positive and value < 0:

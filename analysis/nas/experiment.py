@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from analysis.runtime import finite_float
+
 from .pareto import nni_home
 
 if TYPE_CHECKING:
@@ -106,8 +108,8 @@ class SearchSettings:
         for name in ("macs_budget", "params_budget", "latency_budget_ms", "timeout_s",
                      "trial_timeout_s"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float))
-                                          and math.isfinite(value) and value > 0):
+            number = finite_float(value)
+            if value is not None and not (number is not None and number > 0):
                 raise ValueError(f"search setting {name} must be a finite number > 0, "
                                  f"got {value!r}")
 

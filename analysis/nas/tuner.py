@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -45,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from nni.tuner import Tuner
+
+from analysis.runtime import finite_float
 
 if TYPE_CHECKING:  # imported where used: the dispatcher must connect to NNI within 10 s
     from edgevit.config import EdgeViTConfig
@@ -104,12 +105,10 @@ def read_metric(value: Any, objectives: Sequence[str]) -> tuple[tuple[float, ...
         if name not in value:
             raise MetricError(f"objective {name!r} missing from the final result "
                               f"(keys: {sorted(value)})")
-        number = value[name]
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise MetricError(f"objective {name}={number!r} is not a number")
-        if not math.isfinite(number):
-            raise MetricError(f"objective {name} is {number}")
-        values.append(float(number))
+        number = finite_float(value[name])
+        if number is None:
+            raise MetricError(f"objective {name}={value[name]!r} is not a finite number")
+        values.append(number)
     return tuple(values), config
 
 

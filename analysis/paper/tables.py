@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analysis.nas import non_dominated
+from analysis.runtime import finite_float
 from edgevit.config import EdgeViTConfig
 
 if TYPE_CHECKING:
@@ -90,9 +91,8 @@ def _check_row(task: str, index: int, raw: Any) -> PaperRow:
         raise ValueError(f"{where}: expected the fields model, {', '.join(ROW_NUMBERS)}")
     for name in ROW_NUMBERS:
         value = raw[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= 0
-        ):
+        number = finite_float(value)
+        if number is None or number < 0:
             raise ValueError(f"{where} ({raw['model']}): {name} = {value!r} is not a number ≥ 0")
     if raw["energy_j"] <= 0 or raw["cpu_s"] <= 0:
         raise ValueError(f"{where} ({raw['model']}): cpu_s and energy_j must be > 0")
