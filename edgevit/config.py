@@ -15,6 +15,7 @@ GLOBAL_ATTNS = ("sparse", "sra")
 NUM_STAGES = 4
 STAGE_STRIDES = (4, 2, 2, 2)  # stem stride of each stage; cumulative reductions 4, 8, 16, 32
 MIN_IMG_SIZE = 32  # the four stems reduce by 32; below this the last stage has no pixel
+MAX_IMG_SIZE = 8_192  # an image side; far above any edge input
 # Sane upper bounds of every numeric field: far above any edge model, low enough that no count
 # derived from a config overflows a float64 or an int64.
 MAX_WIDTH = 16_384  # channels of a stage (and head_dim)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis.runtime import read_user_text
 from edgevit import EdgeViTConfig, list_models, preset_config
-from edgevit.config import MIN_IMG_SIZE
+from edgevit.config import MAX_IMG_SIZE, MIN_IMG_SIZE
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -74,8 +74,8 @@ def image_size(values: list[int] | None) -> tuple[int, int]:
     h, w = values
     if h < MIN_IMG_SIZE or w < MIN_IMG_SIZE:
         raise CliError(f"--img-size {h} {w}: EdgeViT needs H, W ≥ {MIN_IMG_SIZE}")
-    if h > 8192 or w > 8192:
-        raise CliError(f"--img-size {h} {w}: sizes above 8192 are not supported")
+    if h > MAX_IMG_SIZE or w > MAX_IMG_SIZE:
+        raise CliError(f"--img-size {h} {w}: sizes above {MAX_IMG_SIZE} are not supported")
     return h, w
 
 

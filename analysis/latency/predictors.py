@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,8 +47,8 @@ from analysis.cost import (
     macs_params,
     split_by_shared_fields,
 )
-from analysis.runtime import parse_json, read_user_text
-from edgevit.config import EdgeViTConfig
+from analysis.runtime import finite_float, parse_json, read_user_text
+from edgevit.config import MAX_IMG_SIZE, MIN_IMG_SIZE, EdgeViTConfig
 
 from .blocks import BlockAt, head_block, model_blocks, stage_blocks
 
@@ -56,6 +57,39 @@ CHUNK = 200_000  # configs per vectorised evaluation (bounds the memory of a bat
 INTERVAL_LEVEL = 0.9  # nominal coverage of every prediction's interval
 INTERVAL_FOLDS = 5
 MAX_PREDICTOR_BYTES = 256 * 1024**2  # a GP on thousands of configs stays far below
+MAX_THREADS = 1_024  # settings bounds: far above any device this suite measures
+MAX_BATCH_SIZE = 65_536
+MAX_NAME_CHARS = 200  # backend, dtype, device and fingerprint
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    """`value` as an int in low..high (a numpy integer too; never a bool, a float or "2_24")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r:.80}")
+    return int(value)
+
+
+def _finite_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
+    """`value` as a float64 array of `shape` (None: any length) with only finite entries."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be an array of numbers") from None
+    if array.ndim != len(shape) or any(want is not None and got != want
+                                       for got, want in zip(array.shape, shape)):
+        raise ValueError(f"{name} has shape {array.shape}, expected "
+                         f"{tuple('n' if s is None else s for s in shape)}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds a non-finite number")
+    return array
+
+
+def _finite(name: str, value: Any) -> float:
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -74,14 +108,21 @@ class PredictorSettings:
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "img_size", tuple(int(v) for v in self.img_size))
-        for name in ("threads", "batch_size"):
+        """Each setting checked (ValueError naming it): a predictor file cannot carry a
+        setting that skips the size checks (an image of 0×0 or 10⁵×10⁵, say)."""
+        for name in ("backend", "dtype", "device", "fingerprint"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"settings.{name} must be an integer ≥ 1, got {value!r}")
-        if len(self.img_size) != 2 or min(self.img_size) < 32:
-            raise ValueError(f"settings.img_size must be (H, W) with H, W ≥ 32, "
-                             f"got {self.img_size}")
+            if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+                raise ValueError(f"settings.{name} must be a text of at most "
+                                 f"{MAX_NAME_CHARS} characters, got {value!r:.80}")
+        set_ = object.__setattr__
+        set_(self, "threads", _integer("settings.threads", self.threads, 1, MAX_THREADS))
+        set_(self, "batch_size", _integer("settings.batch_size", self.batch_size, 1,
+                                          MAX_BATCH_SIZE))
+        if not isinstance(self.img_size, (list, tuple)) or len(self.img_size) != 2:
+            raise ValueError(f"settings.img_size must be (H, W), got {self.img_size!r:.80}")
+        set_(self, "img_size", tuple(_integer("settings.img_size", side, MIN_IMG_SIZE,
+                                              MAX_IMG_SIZE) for side in self.img_size))
 
     def describe(self) -> str:
         h, w = self.img_size
@@ -161,6 +202,7 @@ class LatencyPredictor:
     settings: PredictorSettings = PredictorSettings()
     scores: dict[str, float] = {}  # held-out scores of the calibration that fitted it
     interval_log_halfwidth: float = math.nan  # q of the module docstring (nan: not fitted)
+    source: str = ""  # the file it was loaded from ("" if fitted in this process)
 
     @property
     def img_size(self) -> tuple[int, int]:
@@ -197,19 +239,31 @@ class LatencyPredictor:
     def fit(self, measurements: pd.DataFrame) -> LatencyPredictor:
         raise NotImplementedError
 
-    def predict_batch(self, batch: ConfigBatch) -> np.ndarray:
-        """latency_ms of every config of `batch`, shape (N,), in chunks of `CHUNK` configs."""
+    def predict_batch(self, batch: ConfigBatch, *, check: bool = True) -> np.ndarray:
+        """latency_ms of every config of `batch`, shape (N,), in chunks of `CHUNK` configs.
+        With `check`, a prediction that is not finite and > 0 raises ValueError naming the
+        predictor's file and the config; scoring a fit (which may be that bad) passes False."""
         out = np.empty(len(batch))
         for start in range(0, len(batch), CHUNK):
             part = slice(start, start + CHUNK)
             out[part] = self.predict_chunk(batch[part])
+            bad = ~(np.isfinite(out[part]) & (out[part] > 0))
+            if check and bad.any():
+                row = start + int(np.flatnonzero(bad)[0])
+                config = batch.config(row)
+                raise ValueError(
+                    f"the {self.kind} predictor{' ' + self.source if self.source else ''} "
+                    f"predicts {out[row]:.6g} ms for widths {config.widths}, depths "
+                    f"{config.depths}, sample rates {config.sample_rates} "
+                    f"(and {int(bad.sum()) - 1} more of {len(batch)}): a latency must be "
+                    "finite and > 0; recalibrate it")
         return out
 
-    def predict(self, configs: Sequence[EdgeViTConfig]) -> np.ndarray:
-        """latency_ms of each config, in order, shape (N,)."""
+    def predict(self, configs: Sequence[EdgeViTConfig], *, check: bool = True) -> np.ndarray:
+        """latency_ms of each config, in order, shape (N,); `check` as in `predict_batch`."""
         out = np.empty(len(configs))
         for rows, batch in split_by_shared_fields(list(configs)):
-            out[rows] = self.predict_batch(batch)
+            out[rows] = self.predict_batch(batch, check=check)
         return out
 
     def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
@@ -220,23 +274,27 @@ class LatencyPredictor:
         """s of the module docstring per config: how uncertain the predictor says it is."""
         return np.ones(len(batch))
 
-    def interval_batch(self, batch: ConfigBatch) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) latency_ms of each config's `INTERVAL_LEVEL` interval."""
+    def interval_batch(self, batch: ConfigBatch, *, check: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) latency_ms of each config's `INTERVAL_LEVEL` interval; `check` as in
+        `predict_batch`."""
         if math.isnan(self.interval_log_halfwidth):
             raise ValueError(f"the {self.kind} predictor has no fitted interval "
                              "(fit_interval was not run)")
-        center = self.predict_batch(batch)
+        center = self.predict_batch(batch, check=check)
         spread = np.concatenate([self.log_spread(batch[s:s + CHUNK])
                                  for s in range(0, len(batch), CHUNK)]) if len(batch) else \
             np.zeros(0)
         width = np.exp(self.interval_log_halfwidth * spread)
         return center / width, center * width
 
-    def interval(self, configs: Sequence[EdgeViTConfig]) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) latency_ms of each config's interval, in order."""
+    def interval(self, configs: Sequence[EdgeViTConfig], *, check: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) latency_ms of each config's interval, in order; `check` as in
+        `predict_batch`."""
         low, high = np.empty(len(configs)), np.empty(len(configs))
         for rows, batch in split_by_shared_fields(list(configs)):
-            low[rows], high[rows] = self.interval_batch(batch)
+            low[rows], high[rows] = self.interval_batch(batch, check=check)
         return low, high
 
     def fit_interval(self, models: pd.DataFrame,
@@ -253,7 +311,7 @@ class LatencyPredictor:
             held = [configs[i] for i in np.flatnonzero(out)]
             predicted, spread = np.empty(len(held)), np.empty(len(held))
             for rows, batch in split_by_shared_fields(held):
-                predicted[rows] = fitted.predict_batch(batch)
+                predicted[rows] = fitted.predict_batch(batch, check=False)
                 spread[rows] = fitted.log_spread(batch)
             return predicted, spread
 
@@ -295,20 +353,30 @@ class LatencyPredictor:
             if fmt != FORMAT_VERSION:
                 raise ValueError(f"format {fmt!r} (expected {FORMAT_VERSION})")
             cls = LatencyPredictor._registry[document["kind"]]
+            if not isinstance(document["state"], dict):
+                raise ValueError("state must be an object")
             predictor = cls.from_state(document["state"])
             settings = dict(document["settings"])
             predictor.settings = PredictorSettings(**settings)
-            predictor.scores = {str(k): float(v) for k, v in document["scores"].items()}
+            predictor.scores = {}
+            for name, value in document["scores"].items():
+                number = finite_float(value)
+                if number is None and not (isinstance(value, float) and math.isnan(value)):
+                    raise ValueError(f"score {name[:40]!r} = {value!r:.40} is not a number "
+                                     "(or NaN)")
+                predictor.scores[name] = math.nan if number is None else number
             interval = document["interval"]
             if interval is not None:
                 if interval["level"] != INTERVAL_LEVEL:
                     raise ValueError(f"interval level {interval['level']!r}, expected "
                                      f"{INTERVAL_LEVEL}")
-                predictor.interval_log_halfwidth = float(interval["log_halfwidth"])
-                if not predictor.interval_log_halfwidth >= 0:
-                    raise ValueError("the interval's half-width must be ≥ 0")
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise ValueError(f"{path} is not a valid predictor file: {err!r}") from None
+                halfwidth = finite_float(interval["log_halfwidth"])
+                if halfwidth is None or halfwidth < 0:
+                    raise ValueError("the interval's half-width must be a finite number ≥ 0")
+                predictor.interval_log_halfwidth = halfwidth
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
+            raise ValueError(f"{path} is not a valid predictor file: {err!r:.300}") from None
+        predictor.source = str(path)
         return predictor
 
 
@@ -347,7 +415,8 @@ class MacsLinear(LatencyPredictor):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MacsLinear:
-        return cls(float(state["slope_ms_per_gmac"]), float(state["intercept_ms"]))
+        return cls(_finite("slope_ms_per_gmac", state["slope_ms_per_gmac"]),
+                   _finite("intercept_ms", state["intercept_ms"]))
 
 
 class FeatureModel(LatencyPredictor):
@@ -496,13 +565,18 @@ class FeatureModel(LatencyPredictor):
     def from_state(cls, state: dict[str, Any]) -> FeatureModel:
         if list(state["features"]) != list(FEATURE_NAMES):
             raise ValueError(f"features {state['features']} differ from {list(FEATURE_NAMES)}")
-        predictor = cls(correction=bool(state["correction"]))
-        predictor.theta = np.asarray(state["theta"], dtype=np.float64)
-        predictor.kernel_theta = [float(v) for v in state["kernel_theta"]]
-        predictor.train_x = np.asarray(state["train_x"], dtype=np.float64)
-        predictor.train_residual = np.asarray(state["train_residual"], dtype=np.float64)
-        if predictor.theta.shape != (len(FEATURE_NAMES),) or not np.isfinite(predictor.theta).all():
-            raise ValueError("theta must hold one finite value per feature")
+        if not isinstance(state["correction"], bool):
+            raise ValueError(f"correction must be true or false, got {state['correction']!r:.80}")
+        predictor = cls(correction=state["correction"])
+        predictor.theta = _finite_array("theta", state["theta"], (len(FEATURE_NAMES),))
+        if (predictor.theta < 0).any():  # fitted by non-negative least squares
+            raise ValueError("theta holds a negative cost, which no fit of this kind writes")
+        predictor.kernel_theta = _finite_array("kernel_theta", state["kernel_theta"],
+                                               (None,)).tolist()
+        predictor.train_x = _finite_array("train_x", state["train_x"],
+                                          (None, len(FEATURE_NAMES)))
+        predictor.train_residual = _finite_array("train_residual", state["train_residual"],
+                                                 (len(predictor.train_x),))
         return predictor
 
 
@@ -557,10 +631,8 @@ class TransferModel(LatencyPredictor):
         prior = FeatureModel.from_state(state["prior"])
         prior.settings = PredictorSettings(**state["prior_settings"])
         predictor = cls(prior)
-        predictor.log_scale = float(state["log_scale"])
-        predictor.exponent = float(state["exponent"])
-        if not (math.isfinite(predictor.log_scale) and math.isfinite(predictor.exponent)):
-            raise ValueError("log_scale and exponent must be finite")
+        predictor.log_scale = _finite("log_scale", state["log_scale"])
+        predictor.exponent = _finite("exponent", state["exponent"])
         return predictor
 
 
@@ -655,9 +727,18 @@ class BlockTable(LatencyPredictor):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BlockTable:
         predictor = cls()
-        predictor.table_ms = {str(k): float(v) for k, v in state["table_ms"].items()}
-        predictor.scale = float(state["scale"])
-        predictor.offset_ms = float(state["offset_ms"])
+        table = state["table_ms"]
+        if not isinstance(table, dict):
+            raise ValueError(f"table_ms must map blocks to latencies, got a "
+                             f"{type(table).__name__}")
+        predictor.table_ms = {}
+        for key, value in table.items():
+            latency_ms = finite_float(value)
+            if latency_ms is None or latency_ms <= 0:
+                raise ValueError(f"table_ms[{key[:80]!r}] = {value!r:.40} is not a latency > 0")
+            predictor.table_ms[key] = latency_ms
+        predictor.scale = _finite("scale", state["scale"])
+        predictor.offset_ms = _finite("offset_ms", state["offset_ms"])
         return predictor
 
 

@@ -127,6 +127,71 @@ def test_corrupt_predictor_files_are_refused(tmp_path, content: str) -> None:
     assert LatencyPredictor.load(tmp_path / "good.json").settings.threads == 1
 
 
+def _saved_states(tmp_path) -> dict[str, dict]:
+    """A fitted, saved predictor file of each kind, as parsed JSON."""
+    from analysis.latency import model_blocks
+
+    configs = sample_configs(10, seed=5)
+    latency = np.array([model_cost(c).macs / 1e8 for c in configs])
+    xxs = edgevit.preset_config("edgevit_xxs")
+    block_rows = [{"config_json": b.to_json(), "config_kind": "block", "input_h": b.h,
+                   "input_w": b.w, "latency_ms": 1.0} for b in model_blocks(xxs, (224, 224))]
+    fitted = [MacsLinear().fit(frame_of(configs, latency)),
+              FeatureModel().fit(frame_of(configs, latency)),
+              BlockTable().fit(pd.DataFrame(block_rows))]
+    out = {}
+    for predictor in fitted:
+        predictor.save(tmp_path / f"{predictor.kind}.json")
+        out[predictor.kind] = json.loads((tmp_path / f"{predictor.kind}.json").read_text())
+    return out
+
+
+HUGE = 10**400
+# (kind, where in the file, value): each makes a readable JSON file a broken predictor
+BAD_CONTENTS = [
+    ("macs_linear", ("state", "intercept_ms"), HUGE),
+    ("macs_linear", ("settings", "img_size"), [0, 0]),
+    ("macs_linear", ("settings", "img_size"), [100_000, 100_000]),
+    ("macs_linear", ("settings", "img_size"), ["2_24", 224]),
+    ("macs_linear", ("settings", "img_size"), [224.5, 224]),
+    ("macs_linear", ("settings", "threads"), 10**6),
+    ("macs_linear", ("settings", "backend"), ["torch"]),
+    ("macs_linear", ("scores", "mape"), HUGE),
+    ("macs_linear", ("interval",), {"level": 0.9, "log_halfwidth": HUGE}),
+    ("features_gp", ("state", "theta"), [-1.0] * 8),
+    ("features_gp", ("state", "theta"), [1.0] * 7),
+    ("features_gp", ("state", "theta"), "1,2,3"),
+    ("features_gp", ("state", "train_x"), [[1.0] * 7]),
+    ("features_gp", ("state", "train_residual"), [0.0]),
+    ("features_gp", ("state", "kernel_theta"), [[1.0, 2.0]]),
+    ("features_gp", ("state", "correction"), "yes"),
+    ("block_table", ("state", "table_ms"), [["x", 1.0]]),
+    ("block_table", ("state", "table_ms"), {"a@7x7": -3.0}),
+    ("block_table", ("state", "table_ms"), {"a@7x7": None}),
+    ("block_table", ("state", "scale"), "NaN"),
+    ("block_table", ("state",), []),
+]
+
+
+@pytest.mark.parametrize("kind, where, value", BAD_CONTENTS)
+def test_a_predictor_file_is_validated_at_load(tmp_path, kind: str, where: tuple,
+                                               value) -> None:
+    """A list for the block table, a negative cost, a wrong shape, a setting outside its
+    bounds, a number beyond the float range: refused at load, naming the file and the field."""
+    document = _saved_states(tmp_path)[kind]
+    node = document
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="not a valid predictor file") as err:
+        LatencyPredictor.load(path)
+    assert str(path) in str(err.value)
+    field = where[-1] if where[-1] not in ("interval", "state") else ""
+    assert field in str(err.value)
+
+
 def test_score_by_hand() -> None:
     result = score(np.array([1.0, 2.18, 2.9, 4.0]), np.array([1.0, 2.0, 3.0, 4.0]))
     assert result.within_5 == 0.75 and result.within_10 == 1.0
@@ -365,11 +430,16 @@ def test_a_predictor_transfers_to_new_settings_from_few_measurements(tmp_path) -
     np.testing.assert_allclose(loaded.predict(configs[held]), transfer.predict(configs[held]))
 
 
-@pytest.mark.parametrize("slope", [float("nan"), float("inf"), -1e6])
-def test_predict_refuses_a_broken_predictor_file(tmp_path, capsys, slope: float) -> None:
+@pytest.mark.parametrize("slope, message", [
+    (float("nan"), "slope_ms_per_gmac must be a finite number"),  # refused at load
+    (float("inf"), "slope_ms_per_gmac must be a finite number"),
+    (-1e6, "a latency must be finite and > 0"),  # a readable file whose predictions are not
+])
+def test_predict_refuses_a_broken_predictor_file(tmp_path, capsys, slope: float,
+                                                 message: str) -> None:
     path = tmp_path / "broken.json"
     MacsLinear(slope_ms_per_gmac=slope, intercept_ms=0.0).save(path)
     code = main(["predict", "edgevit_xxs", "--predictor", str(path), "--json"])
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
-    assert "not a finite positive latency" in err and str(path) in err and err.count("\n") == 1
+    assert message in err and str(path) in err and err.count("\n") == 1
