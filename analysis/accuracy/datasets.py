@@ -15,6 +15,9 @@ folder   torchvision `ImageFolder` layout, PATH/CLASS/IMAGE. When PATH holds `tr
          otherwise one folder is split stratified as above. Images are decoded as RGB
          (`in_chans = 3`), the short side resized to S, centre-cropped to S×S and normalised
          with the ImageNet mean/std. No augmentation: the recipe stays deterministic.
+         A file that is not a regular file (a FIFO, a device), not an image, or larger than
+         `MAX_IMAGE_PIXELS` (read from its header, before decoding: a decompression bomb) is a
+         `DatasetError` naming it.
 
 `max_per_class` keeps only the first k training images of each class (after a seeded shuffle),
 for tiny slices in tests and quick looks; the held-out split is never cut.
@@ -22,6 +25,9 @@ for tiny slices in tests and quick looks; the held-out split is never cut.
 
 from __future__ import annotations
 
+import os
+import stat
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,6 +44,9 @@ FOLDER_IMG_SIZE = 224  # default input side for user data: the architecture's de
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# An image above 8192 × 8192 pixels is refused from its header: decoded as RGB it would take
+# 200 MB or more before the resize to S×S (Pillow's own guard warns only above 89 Mpx).
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 class DatasetError(ValueError):
@@ -148,6 +157,35 @@ def _class_dirs(root: Path) -> list[Path]:
     return out
 
 
+def load_rgb(path: str) -> object:
+    """The image file `path` decoded as an RGB PIL image; DatasetError naming the file when it
+    is not a regular file, not an image Pillow reads, or above `MAX_IMAGE_PIXELS`."""
+    from PIL import Image
+
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as err:
+        raise DatasetError(f"image {path}: {err.strerror}") from None
+    if not regular:
+        raise DatasetError(f"image {path} is not a regular file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with open(path, "rb") as file, Image.open(file) as image:
+                pixels = image.width * image.height
+                if pixels > MAX_IMAGE_PIXELS:
+                    raise DatasetError(f"image {path} is {image.width}×{image.height} pixels, "
+                                       f"above the limit of {MAX_IMAGE_PIXELS:,}")
+                return image.convert("RGB")
+    except DatasetError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DatasetError(f"image {path} is above the limit of {MAX_IMAGE_PIXELS:,} pixels "
+                           f"({err})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise DatasetError(f"image {path} cannot be read: {err}") from None
+
+
 def _image_folder(root: Path, img_size: int) -> Dataset:
     from torchvision import datasets, transforms
 
@@ -163,7 +201,8 @@ def _image_folder(root: Path, img_size: int) -> Dataset:
         transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
     # allow_empty: class folders without images are tolerated; we checked some exist
-    return datasets.ImageFolder(str(root), transform=transform, allow_empty=True)
+    return datasets.ImageFolder(str(root), transform=transform, loader=load_rgb,
+                                allow_empty=True)
 
 
 def load_image_folder(path: str | Path, img_size: int = FOLDER_IMG_SIZE, *,

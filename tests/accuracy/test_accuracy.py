@@ -223,6 +223,61 @@ def test_an_image_folder_trains_end_to_end(tmp_path) -> None:
     assert (len(split.train), len(split.test)) == (12, 6)
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width × height RGB pixels but holds one tiny IDAT chunk: Pillow reads
+    its size from the header; decoding it would allocate width × height × 3 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bomb.png", _png_header(60_000, 60_000), "above the limit of 67,108,864"),  # 10.8 GB RGB
+    ("wide.png", _png_header(10_000, 8_000), "above the limit"),  # under Pillow's own guard
+    ("text.png", b"not an image at all", "cannot be read"),
+    ("cut.png", _png_header(64, 64), "cannot be read"),  # truncated pixel data
+])
+def test_a_bad_image_in_a_train_folder_is_a_clear_error(tmp_path, capsys, name, content,
+                                                        message) -> None:
+    """Through the dataset and through `edgevit accuracy --method train:PATH`: a DatasetError
+    naming the file, in bounded memory (the bomb is refused from its header)."""
+    from analysis.cli import main
+
+    _write_digit_pngs(tmp_path / "data", per_class=4)
+    bad = tmp_path / "data" / "digit0" / name
+    bad.write_bytes(content)
+    data = load_image_folder(tmp_path / "data", 32)
+    items = [data.train, data.test]
+    with pytest.raises(DatasetError, match=message) as err:
+        for split in items:
+            for i in range(len(split)):
+                split[i]
+    assert str(bad) in str(err.value)
+    code = main(["accuracy", "edgevit_xxs", "--method", f"train:{tmp_path / 'data'}",
+                 "--img-size", "32", "--epochs", "1"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_fifo_in_a_train_folder_is_refused_not_waited_on(tmp_path) -> None:
+    import os
+
+    _write_digit_pngs(tmp_path / "data", per_class=4)
+    os.mkfifo(tmp_path / "data" / "digit1" / "pipe.png")
+    data = load_image_folder(tmp_path / "data", 32)
+    with pytest.raises(DatasetError, match="is not a regular file"):
+        for split in (data.train, data.test):
+            for i in range(len(split)):
+                split[i]
+
+
 # ---- short training ---------------------------------------------------------------------------
 
 def test_short_training_on_a_tiny_slice_beats_chance() -> None:
