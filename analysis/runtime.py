@@ -95,3 +95,5 @@ def parse_json(text: str, what: str) -> Any:
         raise ValueError(f"{what}: malformed JSON ({err})") from None
     except RecursionError:
         raise ValueError(f"{what}: JSON nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise ValueError(f"{what}: {err}") from None

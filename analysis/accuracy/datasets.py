@@ -186,6 +186,19 @@ def load_rgb(path: str) -> object:
         raise DatasetError(f"image {path} cannot be read: {err}") from None
 
 
+def check_image_folder(path: str | Path) -> Path:
+    """`path` as a folder that holds images in ≥ 2 class folders (at either layout of the module
+    doc), found without reading them; DatasetError naming what is missing otherwise."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found (or not a folder): {root}")
+    split = root / "train" if (root / "train").is_dir() else root
+    if len(_class_dirs(split)) < 2:
+        raise DatasetError(f"{split}: classification needs ≥ 2 class folders holding images "
+                           f"({split}/CLASS/IMAGE, {', '.join(IMAGE_SUFFIXES)})")
+    return root
+
+
 def _image_folder(root: Path, img_size: int) -> Dataset:
     from torchvision import datasets, transforms
 

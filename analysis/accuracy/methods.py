@@ -38,7 +38,15 @@ import numpy as np
 from analysis.runtime import torch_threads
 from edgevit.config import EdgeViTConfig
 
-from .datasets import DIGITS, ImageDataset, first_batch, load_dataset
+from .datasets import (
+    DIGITS,
+    FASHION_MNIST,
+    DatasetError,
+    ImageDataset,
+    check_image_folder,
+    first_batch,
+    load_dataset,
+)
 from .proxies import PROXIES, compute_proxy
 from .training import (
     DEFAULT_THREADS,
@@ -72,6 +80,20 @@ class AccuracyMethod:
             raise ValueError(f"accuracy method {method!r}: unknown proxy; known: "
                              f"{', '.join(PROXIES)}")
         return cls(kind, name)
+
+    def check_source(self) -> None:
+        """ValueError when what the method reads cannot serve it: a train:PATH that is not a
+        folder, a supernet:CKPT that does not load as a supernet. A search checks this before
+        its first trial, instead of every trial failing."""
+        if self.kind == "train" and self.name not in (DIGITS, FASHION_MNIST):
+            try:
+                check_image_folder(self.name)
+            except DatasetError as err:
+                raise DatasetError(f"accuracy method {self}: {err}") from None
+        if self.kind == "supernet":
+            from .supernet import load_supernet
+
+            load_supernet(self.name)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}"

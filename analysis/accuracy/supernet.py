@@ -658,9 +658,13 @@ def load_supernet(path: str | Path) -> tuple[SuperNet, dict[str, Any]]:
                              f"({type(err).__name__}: {err})") from None
         if not isinstance(ckpt, dict) or ckpt.get("format") != SUPERNET_FORMAT:
             raise ValueError(f"{ckpt_path}: not a supernet checkpoint ({SUPERNET_FORMAT})")
-        supernet = SuperNet(space_from_dict(ckpt["space"]), num_classes=ckpt["num_classes"],
-                            in_chans=ckpt["in_chans"])
-        supernet.load_state_dict(ckpt["model"])
+        try:
+            supernet = SuperNet(space_from_dict(ckpt["space"]), num_classes=ckpt["num_classes"],
+                                in_chans=ckpt["in_chans"])
+            supernet.load_state_dict(ckpt["model"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{ckpt_path}: a broken supernet checkpoint "
+                             f"({type(err).__name__}: {str(err)[:300]})") from None
         record = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
         _LOADED.clear()
         _LOADED[key] = (supernet.eval(), record)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import CliError, add_command, check_buildable, resolve_config, strict_int
+from .common import (
+    COUNT,
+    SEED,
+    THREADS,
+    CliError,
+    add_command,
+    check_buildable,
+    ranged_int,
+    resolve_config,
+)
 
 
 def cmd_accuracy(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,12 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="train:digits",
                    help="proxy:NAME (synflow, jacob_cov, snip, grad_norm, params, macs) | "
                         "train:digits | train:PATH of an ImageFolder (default train:digits)")
-    p.add_argument("--epochs", type=strict_int, default=None,
+    p.add_argument("--epochs", type=ranged_int(1, 1_000), default=None,
                    help="training epochs (default: the recipe's 3)")
-    p.add_argument("--seed", type=strict_int, default=0, help="init, batch-order and batch seed")
-    p.add_argument("--max-per-class", type=strict_int, default=None, metavar="K",
+    p.add_argument("--seed", type=SEED, default=0, help="init, batch-order and batch seed")
+    p.add_argument("--max-per-class", type=COUNT, default=None, metavar="K",
                    help="train on at most K images per class (a quick slice)")
-    p.add_argument("--threads", type=strict_int, default=1,
+    p.add_argument("--threads", type=THREADS, default=1,
                    help="torch threads, 1..cores of this process (default 1)")
     p.add_argument("--data", default="digits", metavar="digits|PATH",
                    help="where proxies take their mini-batch (default digits)")

@@ -39,6 +39,53 @@ def strict_int(text: str) -> int:
     return int(text)
 
 
+class Ranged:
+    """argparse type: a strict integer (or, with `real`, a finite number) within stated bounds
+    (`low` exclusive for reals); `--help` shows them (`RangeHelp`)."""
+
+    def __init__(self, low: float, high: float, *, real: bool = False) -> None:
+        self.low, self.high, self.real = low, high, real
+        self.__name__ = "number" if real else "integer"  # argparse's "invalid <name> value"
+
+    def describe(self) -> str:
+        return f"> {self.low:g} and ≤ {self.high:g}" if self.real else \
+            f"{self.low:,}..{self.high:,}"
+
+    def __call__(self, text: str) -> float:
+        value = strict_float(text) if self.real else strict_int(text)
+        inside = self.low < value <= self.high if self.real else self.low <= value <= self.high
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{text} is not {self.describe()}" if self.real
+                                             else f"{text} is not in {self.describe()}")
+        return value
+
+
+def ranged_int(low: int, high: int) -> Ranged:
+    return Ranged(low, high)
+
+
+def ranged_float(low: float, high: float) -> Ranged:
+    """A finite number in (low, high]."""
+    return Ranged(low, high, real=True)
+
+
+class RangeHelp(argparse.HelpFormatter):
+    """Appends each bounded option's range to its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if isinstance(action.type, Ranged):
+            text += f" [{action.type.describe()}]"
+        return text
+
+
+SEED = ranged_int(0, 2**31 - 1)
+THREADS = ranged_int(1, 1024)  # then checked against this process's cores
+RUNS = ranged_int(1, 100_000)
+SECONDS = ranged_float(0, 86_400)
+COUNT = ranged_int(1, 10_000_000)  # steps, images, images per class
+
+
 def strict_float(text: str) -> float:
     """argparse type: a finite decimal number (no NaN, Infinity or digit separators)."""
     if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", text):
@@ -87,7 +134,7 @@ def add_command(
     model: bool = True,
 ) -> argparse.ArgumentParser:
     """A subcommand; with `model`, it takes NAME|config.json and --img-size H W."""
-    p = sub.add_parser(name, help=help_text, description=help_text)
+    p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=RangeHelp)
     if model:
         p.add_argument("model", help="registered model name or path of a config .json")
         p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W",

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from .common import (
+    RUNS,
+    SECONDS,
+    THREADS,
     CliError,
     add_command,
     check_buildable,
     image_size,
+    ranged_int,
     resolve_config,
-    strict_float,
     strict_int,
 )
 
@@ -138,15 +141,16 @@ def _store_option(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "bench", cmd_bench, "measure a model's latency and store it")
     p.add_argument("--backend", default="torch", help="torch (default) or onnxruntime")
-    p.add_argument("--threads", type=strict_int, default=1, help="intra-op threads (default 1)")
-    p.add_argument("--batch-size", type=strict_int, default=1,
+    p.add_argument("--threads", type=THREADS, default=1, help="intra-op threads (default 1)")
+    p.add_argument("--batch-size", type=ranged_int(1, 65_536), default=1,
                    help="images per forward (default 1)")
     p.add_argument("--reference", metavar="NAME|config.json",
                    help="time interleaved with this reference model and report the ratio")
-    p.add_argument("--runs", type=strict_int, default=30, help="minimum timed runs (default 30)")
-    p.add_argument("--min-time", type=strict_float, default=1.0, metavar="SECONDS",
+    p.add_argument("--runs", type=RUNS, default=30, help="minimum timed runs (default 30)")
+    p.add_argument("--min-time", type=SECONDS, default=1.0, metavar="SECONDS",
                    help="minimum time spent in timed runs (default 1.0)")
-    p.add_argument("--warmup", type=strict_int, default=5, help="untimed warm-up runs (default 5)")
+    p.add_argument("--warmup", type=ranged_int(0, 100_000), default=5,
+                   help="untimed warm-up runs (default 5)")
     _store_option(p)
 
     p = add_command(sub, "export-onnx", cmd_export_onnx,

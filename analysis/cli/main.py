@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from typing import NoReturn
 
 from . import accuracy, cost, info, latency, paper, predict, search, supernet
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError, one_line
@@ -13,8 +14,17 @@ from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError, one_l
 COMMAND_GROUPS = (info, cost, latency, predict, accuracy, supernet, search, paper)  # register(sub)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other user error (exit 2); the
+    subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} "
+                              f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgevit", description="EdgeViT complexity analysis and architecture search"
     )
     sub = parser.add_subparsers(dest="command", required=True)

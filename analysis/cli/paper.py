@@ -7,7 +7,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import CliError, add_command, image_size, strict_int
+from .common import (
+    RUNS,
+    THREADS,
+    CliError,
+    add_command,
+    image_size,
+    strict_int,
+)
 
 
 def _print_report(out: dict[str, Any]) -> None:
@@ -96,9 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "paper's 800² and 512²; benchmarks/paper_backbones.py is the full run)")
     p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W",
                    help="with --measure: one input size instead of the paper's two")
-    p.add_argument("--runs", type=strict_int, default=10,
+    p.add_argument("--runs", type=RUNS, default=10,
                    help="with --measure: timed runs (default 10)")
-    p.add_argument("--threads", type=strict_int, default=1, help="with --measure: torch threads")
+    p.add_argument("--threads", type=THREADS, default=1, help="with --measure: torch threads")
     p.add_argument("--energy-csv", metavar="PATH",
                    help="energies measured on other devices (latency CSV schema with energy_mj; "
                         "config_id = timm name such as resnet18 or edgevit_xs)")

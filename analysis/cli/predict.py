@@ -6,7 +6,18 @@ import argparse
 import math
 from pathlib import Path
 
-from .common import CliError, add_command, image_size, resolve_config, strict_float, strict_int
+from .common import (
+    RUNS,
+    SECONDS,
+    SEED,
+    THREADS,
+    CliError,
+    add_command,
+    image_size,
+    ranged_int,
+    resolve_config,
+    strict_int,
+)
 
 PREDICTOR_KINDS = ("features_gp", "block_table", "macs_linear")
 
@@ -74,7 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "measure sampled configs, fit latency predictors, report held-out error",
                     model=False)
     p.add_argument("--device", required=True, help="name of the device being calibrated")
-    p.add_argument("--budget", type=strict_int, default=60, help="whole-model measurements")
+    p.add_argument("--budget", type=ranged_int(1, 10_000), default=60,
+                   help="whole-model measurements")
     p.add_argument("--out", default="predictor.json")
     p.add_argument("--kind", choices=PREDICTOR_KINDS, default="features_gp",
                    help="which fitted predictor to save")
@@ -82,21 +94,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also measure blocks to fit and score the block table")
     p.add_argument("--from-store", action="store_true",
                    help="fit on the device's stored (e.g. imported) measurements instead")
-    p.add_argument("--threads", type=strict_int, default=1,
+    p.add_argument("--threads", type=THREADS, default=1,
                    help="intra-op threads (default 1: steadiest where other work shares the CPU)")
     p.add_argument("--strategy", choices=("random", "active"), default="random",
                    help="training configs drawn uniformly, or a third so and the rest where the "
                         "predictor is least certain (the space's extremes included)")
     p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W")
-    p.add_argument("--seed", type=strict_int, default=0)
-    p.add_argument("--runs", type=strict_int, default=20, help="minimum timed runs per measurement")
-    p.add_argument("--min-time", type=strict_float, default=0.5, help="minimum timed seconds")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--runs", type=RUNS, default=20, help="minimum timed runs per measurement")
+    p.add_argument("--min-time", type=SECONDS, default=0.5, help="minimum timed seconds")
     p.add_argument("--store", default=None, help="measurement store (default: user data dir)")
     p = add_command(sub, "predict", cmd_predict, "predicted latency of a model")
     p.add_argument("--predictor", required=True, help="predictor JSON from `edgevit calibrate`")
     p.add_argument("--backend", default=None,
                    help="back-end the latency is wanted for (default: the predictor's)")
-    p.add_argument("--threads", type=strict_int, default=None,
+    p.add_argument("--threads", type=THREADS, default=None,
                    help="threads the latency is wanted for (default: the predictor's)")
-    p.add_argument("--batch-size", type=strict_int, default=None,
+    p.add_argument("--batch-size", type=ranged_int(1, 65_536), default=None,
                    help="batch size the latency is wanted for (default: the predictor's)")

@@ -17,7 +17,14 @@ from analysis.nas import (
     warn_exposed,
 )
 
-from .common import CliError, add_command, strict_float, strict_int
+from .common import (
+    SECONDS,
+    SEED,
+    CliError,
+    add_command,
+    ranged_float,
+    ranged_int,
+)
 
 RESULTS = Path("results")
 
@@ -46,17 +53,41 @@ def _experiment_errors() -> Iterator[None]:
         raise CliError(str(err).splitlines()[0]) from None
 
 
+def _checked_predictor(path: str | Path) -> Path:
+    """`path` of a predictor file that loads and predicts a finite latency > 0 for the search
+    space's smallest and largest configs (ValueError naming the problem otherwise)."""
+    from analysis.accuracy import largest_config, smallest_config
+    from analysis.latency import LatencyPredictor
+
+    LatencyPredictor.load(path).predict([smallest_config(), largest_config()])
+    return Path(path).absolute()
+
+
+def _output_folders(*folders: tuple[str, str | Path | None]) -> None:
+    """Create each (option, folder) that is set, or CliError naming the option: a folder that
+    is a file, under a file, or a name the file system refuses fails here, before NNI starts
+    (and before the re-run in the namespace)."""
+    for option, folder in folders:
+        if folder is None:
+            continue
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CliError(f"{option} {folder}: {err.strerror or err}") from None
+
+
 def _search_settings(args: argparse.Namespace, predictor: Path):
-    from analysis.accuracy import AccuracyMethod, trust_of
+    """Every search option checked (SearchSettings' bounds, the accuracy method), before
+    anything starts: this runs before the re-run in the private network namespace, so a user
+    error is one line from this process."""
+    from analysis.accuracy import AccuracyMethod
     from analysis.nas import SearchSettings, default_accuracy_method
 
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
-    AccuracyMethod.parse(args.accuracy)  # a bad method fails here, before NNI starts
-    if not args.json:
-        print(f"accuracy objective {trust_of(args.accuracy)['label']}")
+    AccuracyMethod.parse(args.accuracy).check_source()  # a bad method fails before NNI starts
     return SearchSettings(
-        predictor=predictor.resolve(), accuracy=args.accuracy, tuner=args.tuner,
+        predictor=predictor, accuracy=args.accuracy, tuner=args.tuner,
         max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,
         scalarization=args.scalarization, macs_budget=args.macs_budget,
         params_budget=args.params_budget, latency_budget_ms=args.latency_budget_ms,
@@ -109,14 +140,21 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
     return summary
 
 
+def _print_objective(args: argparse.Namespace) -> None:
+    from analysis.accuracy import trust_of
+
+    if not args.json:
+        print(f"accuracy objective {trust_of(args.accuracy)['label']}")
+
+
 def cmd_search(args: argparse.Namespace) -> dict:
-    _rerun_in_private_netns(args)
     from analysis.nas import run_search
 
-    predictor = Path(args.predictor)
-    settings = _search_settings(args, predictor)  # every option checked before anything runs
-    if not predictor.is_file():
-        raise CliError(f"predictor file not found: {predictor} (run `edgevit calibrate` first)")
+    settings = _search_settings(args, Path(args.predictor).absolute())  # every option checked
+    predictor = _checked_predictor(args.predictor)  # before anything runs
+    _output_folders(("--out", args.out), ("--experiments-dir", args.experiments_dir))
+    _rerun_in_private_netns(args)
+    _print_objective(args)
     with _experiment_errors():
         experiment_id, experiments_dir = run_search(settings)
     return _report(experiment_id, experiments_dir, args, predictor)
@@ -124,18 +162,14 @@ def cmd_search(args: argparse.Namespace) -> dict:
 
 def cmd_resume(args: argparse.Namespace) -> dict:
     """Continue a stopped or crashed experiment to its budget, then report it like `search`."""
-    _rerun_in_private_netns(args)
-    from analysis.nas import resume_search
+    from analysis.nas import experiment_folder, resume_search
 
-    predictor = Path(args.predictor)
-    if not predictor.is_file():
-        raise CliError(f"predictor file not found: {predictor}")
-    from analysis.nas import experiment_folder
-
+    predictor = _checked_predictor(args.predictor)
     try:  # where NNI's registry recorded it, unless told
         experiments_dir = experiment_folder(args.experiment, args.experiments_dir).parent
     except ValueError as err:
         raise CliError(str(err)) from None
+    _rerun_in_private_netns(args)
     with _experiment_errors():
         experiment_id, experiments_dir = resume_search(args.experiment, experiments_dir,
                                                        args.port, timeout_s=args.timeout)
@@ -147,8 +181,8 @@ def cmd_pareto(args: argparse.Namespace) -> dict:
     exhaustive front and hypervolume_ratio with --predictor."""
     from analysis.nas import front_table, write_report
 
-    if args.predictor is not None and not Path(args.predictor).is_file():
-        raise CliError(f"predictor file not found: {args.predictor}")
+    if args.predictor is not None:
+        _checked_predictor(args.predictor)
     if args.measure_front and args.predictor is None:
         raise CliError("--measure-front needs --predictor")
     try:
@@ -171,7 +205,6 @@ def cmd_pareto(args: argparse.Namespace) -> dict:
 
 def cmd_demo(args: argparse.Namespace) -> dict:
     """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
-    _rerun_in_private_netns(args)
     from analysis.latency import (
         LatencyPredictor,
         MeasurementStore,
@@ -184,8 +217,12 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     from analysis.nas import run_search
 
     out = Path(args.out)
-    predictor_path = out / "predictor.json"
+    predictor_path = (out / "predictor.json").absolute()
     settings = _search_settings(args, predictor_path)  # checked before a minute of calibrating
+    MeasurementStore(args.store).close()  # a store that is not ours is refused here too
+    _output_folders(("--out", args.out), ("--experiments-dir", args.experiments_dir))
+    _rerun_in_private_netns(args)
+    _print_objective(args)
     out.mkdir(parents=True, exist_ok=True)
     device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
     reuse = False
@@ -218,9 +255,9 @@ def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
                    help="pareto-* is the suite's multi-objective ParetoTuner with that optuna "
                         "sampler (default pareto-gp); the others are NNI's built-in tuners, "
                         "which maximise the trial's scalarised `default`")
-    p.add_argument("--trials", type=strict_int, default=trials, help="1..100,000")
-    p.add_argument("--concurrency", type=strict_int, default=2, help="1..64")
-    p.add_argument("--seed", type=strict_int, default=0)
+    p.add_argument("--trials", type=ranged_int(1, 100_000), default=trials)
+    p.add_argument("--concurrency", type=ranged_int(1, 64), default=2)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--scalarization", choices=("tchebycheff", "mnas"), default="tchebycheff",
                    help="what NNI's built-in tuners maximise (ParetoTuner reads the "
                         "objectives): augmented Tchebycheff over stated ranges (any sign and "
@@ -228,12 +265,12 @@ def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
     p.add_argument("--objectives", nargs="+", default=["accuracy", "latency_ms"],
                    choices=("accuracy", "latency_ms", "macs", "params"),
                    help="what ParetoTuner optimises, read from each trial's report")
-    p.add_argument("--macs-budget", type=strict_float, default=3e9)
-    p.add_argument("--params-budget", type=strict_float, default=None,
+    p.add_argument("--macs-budget", type=ranged_float(0, 1e18), default=3e9)
+    p.add_argument("--params-budget", type=ranged_float(0, 1e15), default=None,
                    help="ParetoTuner: never dispatch a config with more parameters")
-    p.add_argument("--latency-budget-ms", type=strict_float, default=None,
+    p.add_argument("--latency-budget-ms", type=ranged_float(0, 3.6e6), default=None,
                    help="ParetoTuner: never dispatch a config predicted slower")
-    p.add_argument("--port", type=strict_int, default=8745)
+    p.add_argument("--port", type=ranged_int(1024, 65_535), default=8745)
     p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
     p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
     p.add_argument("--expose", action="store_true",
@@ -257,7 +294,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experiments-dir", default=None,
                    help="where the experiment's folder is (default: where NNI's registry "
                         "recorded it, else ~/nni-experiments)")
-    p.add_argument("--macs-budget", type=strict_float, default=None)
+    p.add_argument("--macs-budget", type=ranged_float(0, 1e18), default=None)
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--measure-front", action="store_true",
                    help="time the front's configs for real: predicted vs measured")
@@ -267,10 +304,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", help="experiment id")
     p.add_argument("--predictor", required=True, help="latency predictor JSON")
     p.add_argument("--experiments-dir", default=None, help="NNI's experiment directory")
-    p.add_argument("--port", type=strict_int, default=8745)
-    p.add_argument("--timeout", type=strict_float, default=1800.0,
+    p.add_argument("--port", type=ranged_int(1024, 65_535), default=8745)
+    p.add_argument("--timeout", type=SECONDS, default=1800.0,
                    help="seconds to wait for the end")
-    p.add_argument("--macs-budget", type=strict_float, default=3e9)
+    p.add_argument("--macs-budget", type=ranged_float(0, 1e18), default=3e9)
     p.add_argument("--out", default=str(RESULTS), help="where the CSV and HTML go")
     p.add_argument("--expose", action="store_true",
                    help="do not hide NNI's web UI in a private network namespace")
@@ -280,5 +317,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "calibrate (or reuse) a predictor, run the NNI search, write results/",
                     model=False)
     _search_options(p, trials=60)
-    p.add_argument("--budget", type=strict_int, default=40, help="calibration measurements")
+    p.add_argument("--budget", type=ranged_int(1, 10_000), default=40,
+                   help="calibration measurements")
     p.add_argument("--store", default=None, help="measurement store")

@@ -9,11 +9,22 @@ eval    a subnet's held-out top-1 with inherited weights (BatchNorm recalibrated
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_command, resolve_config, strict_float, strict_int
+from analysis.runtime import parse_json, read_user_text
+
+from .common import (
+    COUNT,
+    MAX_CONFIG_BYTES,
+    SEED,
+    THREADS,
+    CliError,
+    add_command,
+    ranged_float,
+    ranged_int,
+    resolve_config,
+)
 
 
 def _space(path: str | None):
@@ -23,9 +34,10 @@ def _space(path: str | None):
     if path is None:
         return DEFAULT_SPACE
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CliError(f"--space {path}: cannot read a JSON search space ({err})") from None
+        data = parse_json(read_user_text(path, "--space file", MAX_CONFIG_BYTES),
+                          f"--space {path}")
+    except ValueError as err:
+        raise CliError(f"cannot read a JSON search space: {err}") from None
     if isinstance(data, dict) and "space" in data:  # a supernet.json record
         data = data["space"]
     try:
@@ -87,33 +99,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                     model=False)
     t.add_argument("--data", default="fashion-mnist",
                    help="fashion-mnist | digits | PATH of an ImageFolder (default fashion-mnist)")
-    t.add_argument("--img-size", type=strict_int, default=32, metavar="S",
+    t.add_argument("--img-size", type=ranged_int(32, 8_192), default=32, metavar="S",
                    help="square input side (default 32)")
-    t.add_argument("--steps", type=strict_int, default=3000, help="total optimiser steps")
-    t.add_argument("--batch-size", type=strict_int, default=128,
+    t.add_argument("--steps", type=COUNT, default=3000, help="total optimiser steps")
+    t.add_argument("--batch-size", type=ranged_int(1, 65_536), default=128,
                    help="global batch, split evenly over ranks (default 128)")
-    t.add_argument("--lr", type=strict_float, default=1e-3, help="AdamW peak learning rate")
-    t.add_argument("--random-subnets", type=strict_int, default=2,
+    t.add_argument("--lr", type=ranged_float(0, 10), default=1e-3, help="AdamW peak learning rate")
+    t.add_argument("--random-subnets", type=ranged_int(0, 64), default=2,
                    help="random subnets per step beside the largest and smallest (default 2)")
-    t.add_argument("--save-every", type=strict_int, default=200, help="steps between checkpoints")
-    t.add_argument("--seed", type=strict_int, default=0, help="init, data-order and sampling seed")
-    t.add_argument("--max-per-class", type=strict_int, default=None, metavar="K",
+    t.add_argument("--save-every", type=COUNT, default=200, help="steps between checkpoints")
+    t.add_argument("--seed", type=SEED, default=0, help="init, data-order and sampling seed")
+    t.add_argument("--max-per-class", type=COUNT, default=None, metavar="K",
                    help="train on at most K images per class (a quick slice)")
     t.add_argument("--space", default=None, metavar="JSON",
                    help="search space as JSON (a supernet.json's `space`); default: the suite's")
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder")
     t.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
-    t.add_argument("--stop-after", type=strict_int, default=None, metavar="K",
+    t.add_argument("--stop-after", type=COUNT, default=None, metavar="K",
                    help="stop this run after K steps (checkpointed; --resume later)")
-    t.add_argument("--threads", type=strict_int, default=None,
+    t.add_argument("--threads", type=THREADS, default=None,
                    help="torch threads per process (default 1)")
     e = add_command(group, "eval", cmd_eval,
                     "a subnet's held-out top-1 with the supernet's weights", model=False)
     e.add_argument("checkpoint", help="supernet.pt or its folder")
     e.add_argument("model", help="registered model name or config .json (a point of the space)")
-    e.add_argument("--calib-images", type=strict_int, default=256,
+    e.add_argument("--calib-images", type=COUNT, default=256,
                    help="training images for BatchNorm recalibration (default 256)")
-    e.add_argument("--eval-images", type=strict_int, default=1000,
+    e.add_argument("--eval-images", type=COUNT, default=1000,
                    help="held-out images scored (default the first 1000)")
-    e.add_argument("--seed", type=strict_int, default=0, help="calibration draw seed")
-    e.add_argument("--threads", type=strict_int, default=1, help="torch threads (default 1)")
+    e.add_argument("--seed", type=SEED, default=0, help="calibration draw seed")
+    e.add_argument("--threads", type=THREADS, default=1, help="torch threads (default 1)")
