@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     arm_watchdog(args.timeout_s)
     params = nni.get_next_parameter() or DEFAULT_SPACE.encode(
         preset_config("edgevit_xxs"))
-    result = run_trial(params, args)
+    try:
+        result = run_trial(params, args)
+    except ValueError as err:  # a broken predictor, a NaN objective: the trial fails, one line
+        print(f"trial: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     nni.report_final_result(result)
     print(json.dumps(result))
     return 0

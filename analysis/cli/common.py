@@ -43,18 +43,20 @@ class Ranged:
     """argparse type: a strict integer (or, with `real`, a finite number) within stated bounds
     (`low` exclusive for reals); `--help` shows them (`RangeHelp`)."""
 
-    def __init__(self, low: float, high: float, *, real: bool = False) -> None:
-        self.low, self.high, self.real = low, high, real
+    def __init__(self, low: float, high: float, *, real: bool = False,
+                 closed: bool = False) -> None:
+        self.low, self.high, self.real, self.closed = low, high, real, closed or not real
         self.__name__ = "number" if real else "integer"  # argparse's "invalid <name> value"
 
     def describe(self) -> str:
-        return f"> {self.low:g} and ≤ {self.high:g}" if self.real else \
-            f"{self.low:,}..{self.high:,}"
+        if not self.real:
+            return f"{self.low:,}..{self.high:,}"
+        return f"{'≥' if self.closed else '>'} {self.low:g} and ≤ {self.high:g}"
 
     def __call__(self, text: str) -> float:
         value = strict_float(text) if self.real else strict_int(text)
-        inside = self.low < value <= self.high if self.real else self.low <= value <= self.high
-        if not inside:
+        above_low = value >= self.low if self.closed else value > self.low
+        if not (above_low and value <= self.high):
             raise argparse.ArgumentTypeError(f"{text} is not {self.describe()}" if self.real
                                              else f"{text} is not in {self.describe()}")
         return value
@@ -64,9 +66,9 @@ def ranged_int(low: int, high: int) -> Ranged:
     return Ranged(low, high)
 
 
-def ranged_float(low: float, high: float) -> Ranged:
-    """A finite number in (low, high]."""
-    return Ranged(low, high, real=True)
+def ranged_float(low: float, high: float, *, closed: bool = False) -> Ranged:
+    """A finite number in (low, high], or [low, high] when `closed`."""
+    return Ranged(low, high, real=True, closed=closed)
 
 
 class RangeHelp(argparse.HelpFormatter):
@@ -83,6 +85,7 @@ SEED = ranged_int(0, 2**31 - 1)
 THREADS = ranged_int(1, 1024)  # then checked against this process's cores
 RUNS = ranged_int(1, 100_000)
 SECONDS = ranged_float(0, 86_400)
+MIN_TIME = ranged_float(0, 86_400, closed=True)  # 0: the minimum runs alone decide
 COUNT = ranged_int(1, 10_000_000)  # steps, images, images per class
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .common import (
+    MIN_TIME,
     RUNS,
-    SECONDS,
     THREADS,
     CliError,
     add_command,
@@ -147,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", metavar="NAME|config.json",
                    help="time interleaved with this reference model and report the ratio")
     p.add_argument("--runs", type=RUNS, default=30, help="minimum timed runs (default 30)")
-    p.add_argument("--min-time", type=SECONDS, default=1.0, metavar="SECONDS",
+    p.add_argument("--min-time", type=MIN_TIME, default=1.0, metavar="SECONDS",
                    help="minimum time spent in timed runs (default 1.0)")
     p.add_argument("--warmup", type=ranged_int(0, 100_000), default=5,
                    help="untimed warm-up runs (default 5)")

@@ -34,8 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line; returns its exit status (argparse's usage errors and --help
+    included: 2 and 0, never SystemExit)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-run a command elsewhere
     try:
         result = args.func(args)

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 from .common import (
+    MIN_TIME,
     RUNS,
-    SECONDS,
     SEED,
     THREADS,
     CliError,
@@ -102,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-size", type=strict_int, nargs="+", metavar="H W")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--runs", type=RUNS, default=20, help="minimum timed runs per measurement")
-    p.add_argument("--min-time", type=SECONDS, default=0.5, help="minimum timed seconds")
+    p.add_argument("--min-time", type=MIN_TIME, default=0.5, help="minimum timed seconds")
     p.add_argument("--store", default=None, help="measurement store (default: user data dir)")
     p = add_command(sub, "predict", cmd_predict, "predicted latency of a model")
     p.add_argument("--predictor", required=True, help="predictor JSON from `edgevit calibrate`")

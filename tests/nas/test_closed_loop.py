@@ -112,8 +112,7 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
 
 
 def test_a_predictor_without_an_interval_is_judged_on_its_error_alone(trials) -> None:
-    configs = sample_configs(20, seed=24)
-    line = MacsLinear().fit(frame_of(configs, truth_ms(configs)))  # no fit_interval
+    line = MacsLinear(slope_ms_per_gmac=20.0, intercept_ms=1.0)  # no fit_interval
     front, rounds, _ = close_the_loop(trials, line, FakeMachine())
     assert front["interval_low_ms"].isna().all() and len(rounds) == 1
     assert loop_summary(rounds, front)["in_interval"] is None

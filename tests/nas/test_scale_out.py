@@ -131,8 +131,10 @@ class PortProbe(threading.Thread):
                 pass
 
 
-def test_a_nan_objective_fails_the_trial_and_the_experiment_goes_on(tmp_path) -> None:
-    """Also: NNI's web UI, inside the private namespace, is never reachable from the host."""
+def test_a_broken_predictor_fails_each_trial_and_the_experiment_goes_on(tmp_path) -> None:
+    """A NaN coefficient: each trial fails with one line naming it (nothing NaN is reported)
+    and the experiment runs to its end. Also: NNI's web UI, inside the private namespace, is
+    never reachable from the host."""
     predictor = tmp_path / "nan.json"
     MacsLinear(slope_ms_per_gmac=float("nan"), intercept_ms=0.0).save(predictor)
     probe = PortProbe(8797)
@@ -153,8 +155,9 @@ def test_a_nan_objective_fails_the_trial_and_the_experiment_goes_on(tmp_path) ->
     assert len(events) == 3 and set(events.values()) == {"FAILED"}
     assert not final_results(experiment_dir / "db" / "nni.sqlite")  # nothing NaN reported
     for trial in events:
-        assert "trial objective latency_ms is nan: not reported" in trial_stderr(
-            experiment_dir, trial)
+        stderr = trial_stderr(experiment_dir, trial)
+        assert "slope_ms_per_gmac must be a finite number, got nan" in stderr
+        assert "Traceback" not in stderr
 
 
 def test_manager_killed_mid_run_then_resumed_loses_no_result(tmp_path, predictor) -> None:

@@ -108,10 +108,10 @@ def test_resumed_study_keeps_every_told_trial(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("value, message", [
-    ({"accuracy": 1.0, "latency_ms": float("nan")}, "objective latency_ms is nan"),
+    ({"accuracy": 1.0, "latency_ms": float("nan")}, "latency_ms=nan is not a finite number"),
     ({"accuracy": 1.0}, "objective 'latency_ms' missing"),
     (0.5, "not the dict"),
-    ({"accuracy": "high", "latency_ms": 3.0}, "is not a number"),
+    ({"accuracy": "high", "latency_ms": 3.0}, "is not a finite number"),
     ({"accuracy": None, "latency_ms": None, "rejected": True}, "rejected inside the trial"),
 ])
 def test_malformed_or_nan_result_is_a_failed_trial(value, message, caplog) -> None:

@@ -350,7 +350,7 @@ def test_cli_paper_tables_text_and_tiny_measurement(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["paper-tables", "--img-size", "64"], "--measure only"),
-    (["paper-tables", "--measure", "--runs", "0"], "--runs 0"),
+    (["paper-tables", "--measure", "--runs", "0"], "--runs: 0 is not in 1..100,000"),
     (["paper-tables", "--energy-csv", "missing.csv"], "not found: missing.csv"),
 ])
 def test_cli_paper_tables_errors_are_one_line(capsys, argv, message) -> None:
