@@ -127,7 +127,10 @@ def _interval(predictor: LatencyPredictor, configs: Sequence[EdgeViTConfig]
 
 def loop_summary(rounds: Sequence[LoopRound], front: pd.DataFrame) -> dict:
     """What summary.json keeps: the final front's agreement (`score`: MAPE, within ±5/±10 %,
-    Kendall τ), the share inside the intervals, and every round."""
+    Kendall τ), the share inside the intervals, and every round. When the predictor was
+    refitted on the front's measurements, that agreement is in-sample (`in_sample`); the first
+    round's figures, before any refit (`first_round`), are the predictor's out-of-sample
+    error on the front."""
     measured = front["measured_latency_ms"].to_numpy(dtype=np.float64)
     agreement = score(front["predicted_latency_ms"].to_numpy(dtype=np.float64), measured,
                       None if front["interval_low_ms"].isna().any()
@@ -136,4 +139,7 @@ def loop_summary(rounds: Sequence[LoopRound], front: pd.DataFrame) -> dict:
     out["in_interval"] = out.pop("coverage", None)
     if not np.isfinite(out["kendall_tau"]):  # one point has no ranking; JSON has no NaN
         out["kendall_tau"] = None
-    return {**out, "points": int(len(front)), "rounds": [asdict(r) for r in rounds]}
+    first = {"within_10": rounds[0].within_10, "in_interval": rounds[0].in_interval} \
+        if rounds else None
+    return {**out, "points": int(len(front)), "in_sample": any(r.refitted for r in rounds),
+            "first_round": first, "rounds": [asdict(r) for r in rounds]}

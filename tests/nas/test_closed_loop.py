@@ -60,6 +60,7 @@ def test_an_agreeing_front_stops_after_one_round(trials) -> None:
             "interval_high_ms", "measured_round"} <= set(front.columns)
     summary = loop_summary(rounds, front)
     assert summary["within_10"] == 1.0 and summary["rounds"][0]["round"] == 1
+    assert not summary["in_sample"] and summary["first_round"]["within_10"] == 1.0
 
 
 def test_a_front_that_never_agrees_stops_after_its_last_round(trials) -> None:
@@ -76,6 +77,10 @@ def test_a_front_that_never_agrees_stops_after_its_last_round(trials) -> None:
     assert np.mean(np.abs(front["predicted_latency_ms"] / measured - 1)) < \
         np.mean(np.abs(first / measured - 1))
     assert (front["measured_round"] >= 1).all() and (front["measured_round"] <= 3).all()
+    # the summary says the final agreement is in sample, and keeps round 1's out-of-sample one
+    summary = loop_summary(rounds, front)
+    assert summary["in_sample"] and summary["first_round"]["within_10"] == rounds[0].within_10
+    assert summary["first_round"]["within_10"] == 0.0  # twice as slow: no point within ±10 %
 
 
 def test_a_predictor_that_cannot_be_refitted_is_measured_once(trials) -> None:
