@@ -63,8 +63,8 @@ def measured_rows(configs, *, threads: int, img_size: tuple[int, int]) -> pd.Dat
 
 
 def scores_of(predictor, configs, measured: np.ndarray) -> dict[str, float]:
-    interval = predictor.interval(configs, check=False) if np.isfinite(predictor.interval_log_halfwidth) \
-        else None
+    interval = (predictor.interval(configs, check=False)
+                if np.isfinite(predictor.interval_log_halfwidth) else None)
     return score(predictor.predict(configs, check=False), measured, interval).as_dict()
 
 
