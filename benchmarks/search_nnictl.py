@@ -5,7 +5,9 @@ TPE / Random / Evolution, every one run by `nnictl create` on the local training
 the real trial (search/trial.py): accuracy = proxy:params (↑), latency_ms predicted by the
 committed CPU predictor at 224² (↓), MACs budget 3 GMACs. NNI's tuners are single-objective:
 their budget is split into `--restarts` experiments, each maximising an augmented Tchebycheff
-scalarisation with its own weights (as in benchmarks/search_hypervolume.py). Measured:
+scalarisation with its own weights (as in benchmarks/search_hypervolume.py). ParetoTuner starts
+from nothing here (`start_with_presets` off, unlike `edgevit search`): the presets would be free
+points of a good front. Measured:
 
 - hypervolume of the trials' front / the exhaustive front's (the whole space scored) after each
   mark (default 100 and 300 trials, in the order trials finished), per seed, mean and minimum;
@@ -155,7 +157,7 @@ def main() -> None:
         return SearchSettings(predictor=predictor_path, accuracy=ACCURACY, tuner=method,
                               max_trials=trials, concurrency=concurrency, seed=seed,
                               macs_budget=args.macs_budget, experiments_dir=work / "nni",
-                              timeout_s=6 * 3600)
+                              timeout_s=6 * 3600, start_with_presets=False)
 
     port = args.port
     results: dict = {"trials": args.trials, "marks": marks, "concurrency": args.concurrency,

@@ -137,7 +137,9 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
         for name in summary.get("presets_beating_front", []):
             print(f"warning: the preset {name}, a point of the space, is faster than the front "
                   f"at equal or better accuracy by {summary['preset_dominance'][name]:.0%} "
-                  "(more than the predictor's ±10 %): the search missed it; run more trials")
+                  f"(more than the {summary['preset_tolerance'][name]:.0%} it cannot resolve: "
+                  f"{summary['preset_tolerance_basis']}): the search missed it; run more "
+                  "trials")
         if "hypervolume_ratio" in summary:
             print(f"hypervolume: NNI front {summary['hypervolume']:.4g} / exhaustive front "
                   f"{summary['exhaustive_hypervolume']:.4g} = {summary['hypervolume_ratio']:.1%}"

@@ -89,6 +89,7 @@ class SearchSettings:
     params_budget: float | None = None  # ParetoTuner only, decided before dispatch
     latency_budget_ms: float | None = None  # ParetoTuner only, by the predictor
     objectives: tuple[str, ...] = ("accuracy", "latency_ms")  # ParetoTuner's, from the report
+    start_with_presets: bool = True  # ParetoTuner: the presets of the space are trials 1..3
     port: int = 8745
     experiments_dir: Path | None = None
     timeout_s: float = 1800.0
@@ -166,7 +167,8 @@ def tuner_algorithm_config(settings: SearchSettings):
             settings.tuner.removeprefix("pareto-"), objectives=settings.objectives,
             seed=settings.seed, macs_budget=settings.macs_budget,
             params_budget=settings.params_budget, latency_budget_ms=settings.latency_budget_ms,
-            predictor=settings.predictor if settings.latency_budget_ms is not None else None)
+            predictor=settings.predictor if settings.latency_budget_ms is not None else None,
+            start_with_presets=settings.start_with_presets)
         return CustomAlgorithmConfig(class_name=block["className"],
                                      code_directory=block["codeDirectory"],
                                      class_args=block["classArgs"])

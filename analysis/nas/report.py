@@ -9,6 +9,7 @@ The exhaustive front needs an accuracy that is vectorised over the space (`proxy
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 
 from analysis.accuracy import trust_of
 from analysis.cost import DEFAULT_SPACE, macs_params
-from analysis.latency import LatencyPredictor
+from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
 from edgevit import PRESETS, EdgeViTConfig
 
 from .closed_loop import close_the_loop, loop_summary, machine_ratios
@@ -118,6 +119,23 @@ def preset_dominance(presets: pd.DataFrame, front: pd.DataFrame) -> dict[str, fl
         savings = (beaten["latency_ms"] - preset["latency_ms"]) / beaten["latency_ms"]
         out[str(preset["model"])] = float(max(0.0, savings.max())) if len(beaten) else 0.0
     return out
+
+
+def preset_tolerances(predictor: LatencyPredictor, fallback: float) -> tuple[dict[str, float],
+                                                                               str]:
+    """(preset -> the relative latency saving its predictor cannot resolve, the basis in words).
+
+    With a fitted interval (factor w at the preset: low = p / w, high = p · w) a preset beats a
+    front point by more than the predictor's stated error when even its high bound is faster:
+    p · w < front latency, i.e. a saving above 1 − 1/w. Without one, `fallback` for all."""
+    configs = list(PRESETS.values())
+    if not math.isfinite(predictor.interval_log_halfwidth):
+        return ({name: fallback for name in PRESETS},
+                f"fixed {fallback:.0%}: the predictor states no interval")
+    center = predictor.predict(configs)
+    _, high = predictor.interval(configs)
+    return ({name: float(1.0 - c / h) for name, c, h in zip(PRESETS, center, high)},
+            f"the predictor's {INTERVAL_LEVEL:.0%} interval at each preset")
 
 
 def presets_in_space() -> list[str]:
@@ -220,11 +238,13 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
         predictor = LatencyPredictor.load(predictor_path)
         presets = preset_points(predictor, method)
         dominance = preset_dominance(presets, trials[trials["pareto"]])
-        summary["preset_dominance"] = dominance
+        tolerance, basis = preset_tolerances(predictor, preset_tolerance)
+        summary.update(preset_dominance=dominance, preset_tolerance=tolerance,
+                       preset_tolerance_basis=basis)
         # a preset of the space faster than the front at equal or better accuracy by more
         # than the predictor's error: the search missed a region it could have found
         summary["presets_beating_front"] = [
-            name for name in presets_in_space() if dominance[name] > preset_tolerance]
+            name for name in presets_in_space() if dominance[name] > tolerance[name]]
         try:
             exhaustive = exhaustive_front(predictor, method, macs_budget)
         except ValueError as err:

@@ -20,14 +20,18 @@ named in `classArgs.objectives`) and hands them to an optuna multi-objective stu
 - budgets (`macs_budget`, `params_budget`, `latency_budget_ms` with a `predictor`) are checked
   with the exact cost model before dispatch: an infeasible candidate is told to the study
   (with the worst objective values seen so far, so the sampler learns to avoid the region) and
-  another one is drawn; it never reaches NNI. A config already evaluated is not dispatched twice.
+  another one is drawn; it never reaches NNI. A config already evaluated is not dispatched twice;
+- with `start_with_presets`, a new study first evaluates the paper's presets (XXS, XS, S) that
+  are points of the search space and meet the budgets, so the front it reports can never be
+  dominated by one of them.
 
 Use it in a config file (`search/config.yml`)::
 
     tuner:
       codeDirectory: ..            # the repo root, where `analysis` is importable
       className: analysis.nas.tuner.ParetoTuner
-      classArgs: {sampler: gp, objectives: [accuracy, latency_ms], macs_budget: 3.0e+9, seed: 0}
+      classArgs: {sampler: gp, objectives: [accuracy, latency_ms], macs_budget: 3.0e+9, seed: 0,
+                  start_with_presets: true}
 """
 
 from __future__ import annotations
@@ -211,7 +215,8 @@ class ParetoTuner(Tuner):
     params), seed, macs_budget, params_budget, latency_budget_ms, predictor (a latency predictor
     JSON, needed by latency_budget_ms), study_path (default: the experiment's folder; ":memory:"
     keeps it in memory), max_redraws (draws per dispatched config before a random feasible one),
-    torch_threads (of the GP sampler's torch in the dispatcher process; None leaves torch's).
+    torch_threads (of the GP sampler's torch in the dispatcher process; None leaves torch's),
+    start_with_presets (a new study's first trials are the presets of the space within budget).
 
     The constructor only checks its arguments: NNI's manager gives the dispatcher 10 s to
     connect after starting it, and importing optuna, torch and the cost model can take longer
@@ -225,7 +230,8 @@ class ParetoTuner(Tuner):
                  seed: int | None = 0, macs_budget: float | None = None,
                  params_budget: float | None = None, latency_budget_ms: float | None = None,
                  predictor: str | None = None, study_path: str | None = None,
-                 max_redraws: int = 100, torch_threads: int | None = 1) -> None:
+                 max_redraws: int = 100, torch_threads: int | None = 1,
+                 start_with_presets: bool = False) -> None:
         objectives = tuple(objectives)
         unknown = [name for name in objectives if name not in OBJECTIVE_SENSES]
         if unknown or not objectives or len(set(objectives)) != len(objectives):
@@ -243,6 +249,10 @@ class ParetoTuner(Tuner):
         self.budgets = Budgets(macs_budget, params_budget, latency_budget_ms)
         self.predictor_path = predictor
         self.torch_threads = torch_threads
+        if not isinstance(start_with_presets, bool):
+            raise ValueError(f"start_with_presets must be true or false, got "
+                             f"{start_with_presets!r}")
+        self.start_with_presets = start_with_presets
         self.max_redraws = int(max_redraws)
         self._rng = np.random.default_rng(seed)
         self.study_path = Path(study_path) if study_path not in (None, ":memory:") else (
@@ -329,7 +339,33 @@ class ParetoTuner(Tuner):
 
     def update_search_space(self, search_space: dict[str, dict]) -> None:
         self.codec = SpaceCodec(search_space, ENCODINGS[self.sampler_name])
-        self.study  # noqa: B018  (opens the study: NNI's first command after connecting)
+        study = self.study  # opens the study: NNI's first command after connecting
+        if self.start_with_presets and not study.get_trials(deepcopy=False):
+            self._enqueue_presets()  # a new study only: a resumed one has evaluated them
+
+    def _enqueue_presets(self) -> list[str]:
+        """Queue the presets that are points of the search space and meet the budgets as the
+        study's first trials; returns their names (the others are logged and skipped)."""
+        from analysis.cost import DEFAULT_SPACE
+        from edgevit.config import PRESETS
+
+        assert self.codec is not None
+        queued = []
+        for name, config in PRESETS.items():
+            try:
+                params = DEFAULT_SPACE.encode(config)
+                optuna_params = self.codec.to_optuna(params)
+            except (ValueError, KeyError) as err:
+                _logger.info("preset %s not queued: not a point of the search space (%s)",
+                             name, err)
+                continue
+            violations = self._violations(params)
+            if violations:
+                _logger.info("preset %s not queued: %s", name, "; ".join(violations))
+                continue
+            self.study.enqueue_trial(optuna_params, user_attrs={"preset": name})
+            queued.append(name)
+        return queued
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
         """A feasible config not evaluated nor running yet; raises NoMoreTrialError when the
@@ -517,12 +553,13 @@ class ParetoTuner(Tuner):
 def tuner_config(sampler: str = "gp", *, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
                  seed: int = 0, macs_budget: float | None = None,
                  params_budget: float | None = None, latency_budget_ms: float | None = None,
-                 predictor: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                 predictor: str | os.PathLike[str] | None = None,
+                 start_with_presets: bool = True) -> dict[str, Any]:
     """The `tuner:` block of an NNI experiment config that runs `ParetoTuner`."""
     from .experiment import REPO_ROOT
 
     class_args: dict[str, Any] = {"sampler": sampler, "objectives": list(objectives),
-                                  "seed": seed}
+                                  "seed": seed, "start_with_presets": start_with_presets}
     for name, value in (("macs_budget", macs_budget), ("params_budget", params_budget),
                         ("latency_budget_ms", latency_budget_ms)):
         if value is not None:

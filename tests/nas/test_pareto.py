@@ -89,6 +89,23 @@ def test_preset_dominance_by_hand() -> None:
     assert dominance["best"] == 0.0  # more accurate, but slower than each front point
 
 
+def test_preset_tolerance_is_the_predictors_stated_interval() -> None:
+    import math
+
+    from analysis.latency import MacsLinear
+    from analysis.nas.report import preset_tolerances
+    from edgevit import PRESETS
+
+    predictor = MacsLinear(slope_ms_per_gmac=40.0, intercept_ms=3.0)
+    tolerance, basis = preset_tolerances(predictor, 0.10)
+    assert tolerance == {name: 0.10 for name in PRESETS} and "no interval" in basis
+    predictor.interval_log_halfwidth = math.log(1.25)  # high = 1.25 × the prediction
+    tolerance, basis = preset_tolerances(predictor, 0.10)
+    # a preset beats a front point beyond this error when 1.25 · p < front latency
+    assert tolerance == {name: pytest.approx(0.2) for name in PRESETS}
+    assert "90% interval" in basis
+
+
 @pytest.mark.parametrize("name", ["a#b.sqlite", "what?.sqlite"])
 def test_an_experiment_database_path_is_never_pasted_into_a_uri(tmp_path, name) -> None:
     """A '#' once dropped `?mode=ro` (and created an empty file); a '?' made the file unreadable."""

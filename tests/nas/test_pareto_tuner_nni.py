@@ -18,7 +18,7 @@ from privately import experiment_id, run_privately
 
 from analysis.cost.ops import model_cost
 from analysis.latency.predictors import MacsLinear
-from edgevit import EdgeViTConfig
+from edgevit import EdgeViTConfig, preset_config
 
 SCRIPT = Path(__file__).with_name("nnictl_pareto_script.py")
 TRIALS, CONCURRENCY, MACS_BUDGET = 8, 2, 1.0e9
@@ -72,6 +72,9 @@ def test_nnictl_run_with_the_pareto_tuner(finished) -> None:
     assert study[RESULT] == len(distinct) and study["running"] == 0
     assert study[INFEASIBLE] > 0  # a third of the space is under 1 GMAC: some were drawn
     assert study["objectives"] == ["accuracy", "latency_ms"]
+    # start_with_presets (search/config.yml): XXS, the one preset under 1 GMAC, was a trial
+    xxs = preset_config("edgevit_xxs")
+    assert any(EdgeViTConfig.from_json(r["config"]) == xxs for r in results)
 
 
 def test_pareto_without_predictor_finds_the_experiment_in_its_custom_folder(
@@ -105,6 +108,11 @@ def test_pareto_with_predictor_adds_the_exhaustive_front(finished, tmp_path) -> 
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert 0 < summary["hypervolume_ratio"] <= 1.0 + 1e-9
     assert set(summary["preset_dominance"]) == {"edgevit_xxs", "edgevit_xs", "edgevit_s"}
+    # the demo-level check: no preset of the space beats the front beyond the predictor's
+    # stated error (MacsLinear states none: ±10 %); XXS was a trial, so it beats nothing
+    assert summary["presets_beating_front"] == []
+    assert summary["preset_dominance"]["edgevit_xxs"] == 0.0
+    assert "no interval" in summary["preset_tolerance_basis"]
     assert_offline(out)
 
 

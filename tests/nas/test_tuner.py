@@ -174,6 +174,35 @@ def test_infeasible_candidates_are_never_dispatched(sampler) -> None:
                for t in infeasible)
 
 
+@pytest.mark.parametrize("sampler", ["gp", "nsga2"])
+def test_a_new_study_starts_with_the_presets_of_the_space_within_budget(sampler,
+                                                                        tmp_path) -> None:
+    from edgevit import PRESETS
+
+    budget = 1.5e9  # XXS (0.56 GMACs) and XS (1.1) are under it, S (1.9) is over
+    macs = {name: model_cost(config).macs for name, config in PRESETS.items()}
+    assert macs["edgevit_xxs"] < macs["edgevit_xs"] <= budget < macs["edgevit_s"]
+    path = tmp_path / "optuna_study.sqlite"
+    tuner = make_tuner(sampler=sampler, seed=0, macs_budget=budget, start_with_presets=True,
+                       study_path=str(path))
+    first = [tuner.generate_parameters(pid) for pid in range(3)]
+    wanted = {param_key(DEFAULT_SPACE.encode(PRESETS[n])) for n in ("edgevit_xxs", "edgevit_xs")}
+    assert {param_key(p) for p in first[:2]} == wanted
+    assert param_key(first[2]) not in wanted  # then the sampler's own draws
+    for pid, params in enumerate(first):
+        tuner.receive_trial_result(pid, params, report(params))
+    # a resumed study does not queue them again
+    resumed = make_tuner(sampler=sampler, seed=0, macs_budget=budget, start_with_presets=True,
+                         study_path=str(path))
+    more = [param_key(resumed.generate_parameters(pid)) for pid in range(3, 6)]
+    assert not set(more) & wanted
+    # off by default: the first draw is the sampler's
+    plain = make_tuner(sampler=sampler, seed=0, macs_budget=budget)
+    assert not plain.study.get_trials(states=(TrialState.WAITING,))
+    with pytest.raises(ValueError, match="start_with_presets must be true or false"):
+        ParetoTuner(start_with_presets="yes", study_path=":memory:")
+
+
 def test_latency_budget_uses_the_predictor(tmp_path) -> None:
     from analysis.latency import MacsLinear
 
