@@ -46,6 +46,30 @@ def finite_float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def checked_int(name: str, value: object, low: int, high: int | None = None) -> int:
+    """`value` as an int ≥ `low` (and ≤ `high` when given): a Python or numpy integer, never a
+    bool, a float or the string "2_24"; ValueError naming `name` and the bound otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+            or (high is not None and value > high):
+        bound = f"in {low}..{high}" if high is not None else f"≥ {low}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r:.80}")
+    return int(value)
+
+
+def checked_real(name: str, value: object, *, above: float | None = None,
+                 at_least: float | None = None) -> float:
+    """`value` as a finite float (`finite_float`), > `above` and ≥ `at_least` when given;
+    ValueError naming `name` otherwise."""
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"{name} must be a finite number, got {value!r:.80}")
+    if above is not None and not number > above:
+        raise ValueError(f"{name} must be > {above:g}, got {value!r}")
+    if at_least is not None and number < at_least:
+        raise ValueError(f"{name} must be ≥ {at_least:g}, got {value!r}")
+    return number
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[int]:
     """torch's intra-op threads set to `threads` (checked by `check_threads`) inside, restored
@@ -61,16 +85,23 @@ def torch_threads(threads: int) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
-def read_user_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
-    """The UTF-8 text of a user's file, read in bounded memory and time: ValueError naming
-    `what` and the path when it is missing, not a regular file (a FIFO or a device is refused,
-    never waited on), above `max_bytes`, or not UTF-8."""
+def regular_file(path: str | os.PathLike[str], what: str) -> os.stat_result:
+    """The stat of `path` when it is a regular file (followed through links); ValueError naming
+    `what` and the path when it is missing or something else (a FIFO or a device, which a read
+    would wait on or never finish; a folder)."""
     try:
         info = os.stat(path)
     except OSError:
         raise ValueError(f"{what} not found: {path}") from None
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"{what} {path} is not a regular file")
+    return info
+
+
+def read_user_text(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
+    """The UTF-8 text of a user's file, read in bounded memory and time: ValueError naming
+    `what` and the path when it is not a `regular_file`, above `max_bytes`, or not UTF-8."""
+    info = regular_file(path, what)
     if info.st_size > max_bytes:
         raise ValueError(f"{what} {path} holds {info.st_size:,} bytes, above the limit of "
                          f"{max_bytes:,}")

@@ -25,8 +25,6 @@ for tiny slices in tests and quick looks; the held-out split is never cut.
 
 from __future__ import annotations
 
-import os
-import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
+
+from analysis.runtime import regular_file
 
 DIGITS = "digits"
 FASHION_MNIST = "fashion-mnist"  # served by analysis.accuracy.fashion_mnist
@@ -163,11 +163,9 @@ def load_rgb(path: str) -> object:
     from PIL import Image
 
     try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as err:
-        raise DatasetError(f"image {path}: {err.strerror}") from None
-    if not regular:
-        raise DatasetError(f"image {path} is not a regular file")
+        regular_file(path, "image")
+    except ValueError as err:
+        raise DatasetError(str(err)) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

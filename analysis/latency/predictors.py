@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from analysis.cost import (
     macs_params,
     split_by_shared_fields,
 )
-from analysis.runtime import finite_float, parse_json, read_user_text
+from analysis.runtime import checked_int, checked_real, finite_float, parse_json, read_user_text
 from edgevit.config import MAX_IMG_SIZE, MIN_IMG_SIZE, EdgeViTConfig
 
 from .blocks import BlockAt, head_block, model_blocks, stage_blocks
@@ -60,14 +59,6 @@ MAX_PREDICTOR_BYTES = 256 * 1024**2  # a GP on thousands of configs stays far be
 MAX_THREADS = 1_024  # settings bounds: far above any device this suite measures
 MAX_BATCH_SIZE = 65_536
 MAX_NAME_CHARS = 200  # backend, dtype, device and fingerprint
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    """`value` as an int in low..high (a numpy integer too; never a bool, a float or "2_24")."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-            or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r:.80}")
-    return int(value)
 
 
 def _finite_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -83,13 +74,6 @@ def _finite_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.nd
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds a non-finite number")
     return array
-
-
-def _finite(name: str, value: Any) -> float:
-    number = finite_float(value)
-    if number is None:
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -116,12 +100,12 @@ class PredictorSettings:
                 raise ValueError(f"settings.{name} must be a text of at most "
                                  f"{MAX_NAME_CHARS} characters, got {value!r:.80}")
         set_ = object.__setattr__
-        set_(self, "threads", _integer("settings.threads", self.threads, 1, MAX_THREADS))
-        set_(self, "batch_size", _integer("settings.batch_size", self.batch_size, 1,
+        set_(self, "threads", checked_int("settings.threads", self.threads, 1, MAX_THREADS))
+        set_(self, "batch_size", checked_int("settings.batch_size", self.batch_size, 1,
                                           MAX_BATCH_SIZE))
         if not isinstance(self.img_size, (list, tuple)) or len(self.img_size) != 2:
             raise ValueError(f"settings.img_size must be (H, W), got {self.img_size!r:.80}")
-        set_(self, "img_size", tuple(_integer("settings.img_size", side, MIN_IMG_SIZE,
+        set_(self, "img_size", tuple(checked_int("settings.img_size", side, MIN_IMG_SIZE,
                                               MAX_IMG_SIZE) for side in self.img_size))
 
     def describe(self) -> str:
@@ -415,8 +399,8 @@ class MacsLinear(LatencyPredictor):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MacsLinear:
-        return cls(_finite("slope_ms_per_gmac", state["slope_ms_per_gmac"]),
-                   _finite("intercept_ms", state["intercept_ms"]))
+        return cls(checked_real("slope_ms_per_gmac", state["slope_ms_per_gmac"]),
+                   checked_real("intercept_ms", state["intercept_ms"]))
 
 
 class FeatureModel(LatencyPredictor):
@@ -631,8 +615,8 @@ class TransferModel(LatencyPredictor):
         prior = FeatureModel.from_state(state["prior"])
         prior.settings = PredictorSettings(**state["prior_settings"])
         predictor = cls(prior)
-        predictor.log_scale = _finite("log_scale", state["log_scale"])
-        predictor.exponent = _finite("exponent", state["exponent"])
+        predictor.log_scale = checked_real("log_scale", state["log_scale"])
+        predictor.exponent = checked_real("exponent", state["exponent"])
         return predictor
 
 
@@ -737,8 +721,8 @@ class BlockTable(LatencyPredictor):
             if latency_ms is None or latency_ms <= 0:
                 raise ValueError(f"table_ms[{key[:80]!r}] = {value!r:.40} is not a latency > 0")
             predictor.table_ms[key] = latency_ms
-        predictor.scale = _finite("scale", state["scale"])
-        predictor.offset_ms = _finite("offset_ms", state["offset_ms"])
+        predictor.scale = checked_real("scale", state["scale"])
+        predictor.offset_ms = checked_real("offset_ms", state["offset_ms"])
         return predictor
 
 

@@ -37,7 +37,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import numbers
 import os
 import platform
 import random
@@ -51,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from analysis.runtime import finite_float
+from analysis.runtime import checked_int, checked_real
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -209,24 +208,13 @@ def _real(name: str, value: Any, *, positive: bool, optional: bool) -> float | N
         if optional:
             return None
         raise ValueError(f"{name} is required, got None")
-    number = finite_float(value)
-    if number is None:
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    value = number
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not positive and value < 0:
-        raise ValueError(f"{name} must be ≥ 0, got {value!r}")
-    return value
+    return checked_real(name, value, above=0 if positive else None,
+                        at_least=None if positive else 0)
 
 
 def _count(name: str, value: Any, *, optional: bool = False) -> int | None:
     """An integer ≥ 1 (None allowed with `optional`)."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
-    return int(value)
+    return None if value is None and optional else checked_int(name, value, 1)
 
 
 def _text(name: str, value: Any) -> str:
