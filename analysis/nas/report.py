@@ -132,9 +132,8 @@ def preset_tolerances(predictor: LatencyPredictor, fallback: float) -> tuple[dic
     if not math.isfinite(predictor.interval_log_halfwidth):
         return ({name: fallback for name in PRESETS},
                 f"fixed {fallback:.0%}: the predictor states no interval")
-    center = predictor.predict(configs)
-    _, high = predictor.interval(configs)
-    return ({name: float(1.0 - c / h) for name, c, h in zip(PRESETS, center, high)},
+    low, high = predictor.interval(configs)  # low / high = 1 / w²: one prediction, not two
+    return ({name: float(1.0 - np.sqrt(lo / hi)) for name, lo, hi in zip(PRESETS, low, high)},
             f"the predictor's {INTERVAL_LEVEL:.0%} interval at each preset")
 
 

@@ -343,14 +343,13 @@ class ParetoTuner(Tuner):
         if self.start_with_presets and not study.get_trials(deepcopy=False):
             self._enqueue_presets()  # a new study only: a resumed one has evaluated them
 
-    def _enqueue_presets(self) -> list[str]:
+    def _enqueue_presets(self) -> None:
         """Queue the presets that are points of the search space and meet the budgets as the
-        study's first trials; returns their names (the others are logged and skipped)."""
+        study's first trials (the others are logged and skipped)."""
         from analysis.cost import DEFAULT_SPACE
         from edgevit.config import PRESETS
 
         assert self.codec is not None
-        queued = []
         for name, config in PRESETS.items():
             try:
                 params = DEFAULT_SPACE.encode(config)
@@ -364,8 +363,6 @@ class ParetoTuner(Tuner):
                 _logger.info("preset %s not queued: %s", name, "; ".join(violations))
                 continue
             self.study.enqueue_trial(optuna_params, user_attrs={"preset": name})
-            queued.append(name)
-        return queued
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, Any]:
         """A feasible config not evaluated nor running yet; raises NoMoreTrialError when the
