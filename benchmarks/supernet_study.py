@@ -7,35 +7,46 @@ dataset-fashion-mnist) at --img-size (64 for the study: stage maps 16/8/4/2, so 
 r of the first three stages still changes the computation; at 32×32 the last two stages are
 2×2 and 1×1 maps and r cannot matter):
 
-  * standalone training (`TrainRecipe`, --epochs) from scratch: held-out top-1 and seconds;
+  * standalone training (`TrainRecipe`, --epochs) from scratch: held-out top-1 after every
+    epoch (the curve says whether the ranking has settled) and seconds;
   * every zero-cost proxy (`analysis.accuracy.proxies`) on one training batch, with seconds;
-  * with --supernet CKPT: the supernet-inherited top-1 (`evaluate_subnet`: BatchNorm
-    recalibrated, the whole held-out split) and seconds;
-  * exact MACs and parameters at the study's resolution (`analysis.cost`).
+  * exact MACs and parameters at the study's resolution (`analysis.cost`);
+  * with --supernet CKPT, in a pass over the rows that lack it (or all, --rescore-supernet):
+    the supernet-inherited top-1 (`evaluate_subnet`: BatchNorm recalibrated on the supernet's
+    own training data) and seconds. The supernet is not part of the standalone settings, so it
+    can be trained after (or beside) the standalone rows and scored at the end.
 
-Resumable: every finished config is appended to the --json file at once (atomically), and with
---commit committed (`git commit -- <json>`), so the study can span sessions; a rerun skips the
-configs already there, and refuses a file made with other settings. The XXS preset is also
-trained with --noise-seeds extra seeds: the spread of its accuracy is the reference's noise
-floor (the study's goal: the spread across configs ≥ 3× the XXS seed std).
+Resumable and parallel: the work items (every config, then the XXS preset's extra
+--noise-seeds, whose spread is the reference's noise floor: the goal is a spread across configs
+≥ 3× the XXS seed std) are trained one at a time, and each finished item is merged into the
+--json file under a file lock, atomically (with --commit also committed); `--shard K/N` takes
+items i with i % N == K, so N processes on N cores fill one file. A rerun skips what is there
+and refuses a file made with other settings; `--limit M` stops after M items.
 
-Then Kendall τ-b and Spearman ρ of every method against standalone top-1 with 95 % bootstrap
-intervals (`rank_stats.correlation_table`), the default method by the validated rule
+When every item is there: Kendall τ-b and Spearman ρ of every method (and of the standalone
+ranking after fewer epochs) against the final standalone top-1, with 95 % bootstrap intervals
+(`rank_stats.correlation_table`), the default method by the validated rule
 (`analysis.accuracy.trust.validated_default`), the seconds per config and the study's total.
 
-Run (the study): python benchmarks/supernet_study.py --supernet runs/supernet --commit
-Smoke run (minutes): python benchmarks/supernet_study.py --smoke --json /tmp/smoke.json
+Run (one process per core, then the supernet column):
+    python benchmarks/supernet_study.py --shard 0/2 --commit &
+    python benchmarks/supernet_study.py --shard 1/2 --commit
+    python benchmarks/supernet_study.py --supernet runs/supernet --commit
+Smoke run (a minute): python benchmarks/supernet_study.py --smoke --json /tmp/smoke.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +58,19 @@ if str(REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from analysis.accuracy import (  # noqa: E402  # noqa: E402
+from analysis.accuracy import (  # noqa: E402
     DEFAULT_THREADS,
-    PROXIES,  # noqa: E402
+    PROXIES,
     TrainRecipe,
-    correlation_table,  # noqa: E402
+    correlation_table,
     evaluate_subnet,
-    load_dataset,  # noqa: E402
+    load_fashion_mnist,
     load_supernet,
-    proxy_scores,  # noqa: E402
+    proxy_scores,
     train_and_evaluate,
-    validated_default,  # noqa: E402
+    validated_default,
 )
+from analysis.accuracy.supernet import supernet_dataset  # noqa: E402
 from analysis.cost.ops import model_cost  # noqa: E402
 from analysis.cost.search_space import DEFAULT_SPACE  # noqa: E402
 from edgevit import preset_config  # noqa: E402
@@ -84,10 +96,11 @@ def study_configs(n: int, seed: int) -> list[EdgeViTConfig]:
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    """What makes two runs' rows comparable (a file with other settings is refused)."""
+    """What makes two runs' standalone rows comparable (a file with other settings is refused).
+    The supernet is not among them: its column is filled in (or rescored) by a later pass."""
     return dict(data="fashion-mnist", img_size=args.img_size, epochs=args.epochs,
-                max_per_class=args.max_per_class, seed=args.seed, threads=args.threads,
-                supernet=str(args.supernet) if args.supernet else None,
+                max_per_class=args.max_per_class, max_test=args.max_test,
+                curve_images=args.curve_images, seed=args.seed, threads=args.threads,
                 recipe=TrainRecipe(epochs=args.epochs).to_dict())
 
 
@@ -103,35 +116,67 @@ def load_or_start(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
                 torch=torch.__version__, settings=settings, configs=[], noise=[])
 
 
-def save(study: dict[str, Any], path: Path, commit: bool, message: str) -> None:
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Exclusive lock of `path`'s study across processes (shards write one file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(study, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    if commit:
-        subprocess.run(["git", "add", str(path)], cwd=REPO_ROOT, check=True)
-        subprocess.run(["git", "commit", "-q", "-m", message, "--", str(path)], cwd=REPO_ROOT,
-                       check=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def measure(config: EdgeViTConfig, dataset, args: argparse.Namespace, supernet) -> dict:
-    """One config's row: standalone top-1, every proxy, the supernet's, MACs and params."""
+def update(path: Path, settings: dict[str, Any], change: Callable[[dict[str, Any]], None],
+           commit: bool, message: str) -> dict[str, Any]:
+    """Reload the study under the lock, apply `change`, write it atomically (and commit)."""
+    with locked(path):
+        study = load_or_start(path, settings)
+        change(study)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(study, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        if commit:
+            git_commit(path, message)
+    return study
+
+
+def git_commit(path: Path, message: str, tries: int = 5) -> None:
+    """Commit `path` alone; retried while another git command holds the index lock."""
+    for attempt in range(tries):
+        added = subprocess.run(["git", "add", str(path)], cwd=REPO_ROOT, capture_output=True)
+        done = added.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", str(path)], cwd=REPO_ROOT,
+            capture_output=True).returncode == 0
+        if done:
+            return
+        time.sleep(2.0 * (attempt + 1))
+    print(f"warning: could not commit {path} ({message}); it is saved", file=sys.stderr)
+
+
+def supernet_identity(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """What the supernet column was scored with: the checkpoint and its training."""
+    return dict(path=str(path), step=record["step"], seed=record["seed"],
+                recipe=record["recipe"], data=record["data"])
+
+
+def standalone_row(config: EdgeViTConfig, dataset, args: argparse.Namespace) -> dict:
+    """One config's row: standalone top-1 (and its curve over epochs), every proxy, MACs and
+    params at the study's resolution."""
     recipe = TrainRecipe(epochs=args.epochs)
     trained = train_and_evaluate(config, dataset, recipe, seed=args.seed, threads=args.threads,
-                                 progress=True)
+                                 progress=True,
+                                 curve_images=args.curve_images)
     proxies = proxy_scores(config, dataset, seed=args.seed, threads=args.threads)
     adapted = config.replace(num_classes=dataset.num_classes, in_chans=dataset.in_chans)
     cost = model_cost(adapted, (args.img_size, args.img_size))
-    row = dict(name=config.name, search_params=DEFAULT_SPACE.encode(config),
-               config=config.to_dict(), accuracy=trained.top1, train_seconds=trained.seconds,
-               proxies={k: v[0] for k, v in proxies.items()},
-               proxy_seconds={k: v[1] for k, v in proxies.items()},
-               macs=int(cost.macs), params=int(cost.params))
-    if supernet is not None:
-        scored = evaluate_subnet(supernet, config, dataset, eval_images=args.eval_images,
-                                 seed=args.seed)
-        row.update(supernet=scored.top1, supernet_seconds=scored.seconds)
-    return row
+    return dict(name=config.name, search_params=DEFAULT_SPACE.encode(config),
+                config=config.to_dict(), accuracy=trained.top1, curve=list(trained.curve),
+                train_seconds=trained.seconds, final_loss=trained.final_loss,
+                proxies={k: v[0] for k, v in proxies.items()},
+                proxy_seconds={k: v[1] for k, v in proxies.items()},
+                macs=int(cost.macs), params=int(cost.params))
 
 
 def summarize(study: dict[str, Any], resamples: int) -> dict[str, Any]:
@@ -146,20 +191,39 @@ def summarize(study: dict[str, Any], resamples: int) -> dict[str, Any]:
     if all("supernet" in r for r in rows):
         scores["supernet"] = np.array([r["supernet"] for r in rows])
         seconds["supernet"] = float(np.mean([r["supernet_seconds"] for r in rows]))
+    epochs = study["settings"]["epochs"]
+    for e in range(1, epochs):  # the ranking after fewer epochs of the same schedule
+        if all(len(r.get("curve", ())) == epochs for r in rows):
+            scores[f"standalone after epoch {e}"] = np.array([r["curve"][e - 1] for r in rows])
+            seconds[f"standalone after epoch {e}"] = float(
+                np.mean([r["train_seconds"] for r in rows]) * e / epochs)
     table = correlation_table(scores, accuracy, seconds, n_resamples=resamples)
     for row in table:
         row["dataset"], row["img_size"] = "fashion-mnist", study["settings"]["img_size"]
+    methods = [row for row in table if not row["method"].startswith("standalone")]
     noise = [r["accuracy"] for r in study["noise"]]
     xxs = [r["accuracy"] for r in rows if r["name"] == "edgevit_xxs"] + noise
+    seed_std = float(np.std(xxs, ddof=1)) if len(xxs) >= 2 else None
+    spread = float(accuracy.max() - accuracy.min())
     return dict(
-        n=len(rows), table=table, default=validated_default(table).to_dict(),
-        spread=float(accuracy.max() - accuracy.min()),
-        xxs_seed_std=float(np.std(xxs, ddof=1)) if len(xxs) >= 2 else None,
+        n=len(rows), table=table, default=validated_default(methods).to_dict(),
+        spread=spread, xxs_seeds=len(xxs), xxs_seed_std=seed_std,
+        spread_over_seed_std=spread / seed_std if seed_std else None,
         train_seconds_per_config=float(np.mean([r["train_seconds"] for r in rows])),
         total_seconds=float(sum(r["train_seconds"] + sum(r["proxy_seconds"].values())
                                 + r.get("supernet_seconds", 0.0) for r in rows)
                             + sum(r["train_seconds"] for r in study["noise"])),
     )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected K/N, e.g. 0/2") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: needs 0 ≤ K < N")
+    return k, n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,68 +232,139 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling, init and batch seed")
     parser.add_argument("--epochs", type=int, default=10, help="standalone training epochs")
     parser.add_argument("--img-size", type=int, default=64)
-    parser.add_argument("--max-per-class", type=int, default=None,
-                        help="train on at most K images per class (smoke runs)")
+    parser.add_argument("--max-per-class", type=int, default=1000,
+                        help="train on K images per class (default 1000: 10,000 images)")
+    parser.add_argument("--max-test", type=int, default=None,
+                        help="score standalone training on the first N held-out images "
+                             "(default all 10,000)")
+    parser.add_argument("--curve-images", type=int, default=2000,
+                        help="held-out images scored after every epoch (the learning curve)")
     parser.add_argument("--eval-images", type=int, default=None,
                         help="held-out images for the supernet's score (default all)")
     parser.add_argument("--noise-seeds", type=int, default=3,
                         help="seeds of the XXS preset in all (≥ 3 for the study)")
-    parser.add_argument("--supernet", type=Path, default=None, help="supernet checkpoint")
+    parser.add_argument("--supernet", type=Path, default=None,
+                        help="supernet checkpoint: fills the supernet column of every row")
+    parser.add_argument("--rescore-supernet", action="store_true",
+                        help="replace a supernet column scored with another checkpoint")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--json", type=Path, default=STUDY_JSON, help="the study's JSON")
+    parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="K/N",
+                        help="train only work items i with i %% N == K (run N processes, one "
+                             "per core, on one --json)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train at most this many work items in this run, then stop")
     parser.add_argument("--commit", action="store_true",
                         help="git-commit the JSON after every config")
     parser.add_argument("--smoke", action="store_true",
-                        help="tiny settings (4 configs, 1 epoch, 20 images/class, 32×32)")
+                        help="tiny settings (4 configs, 2 epochs, 20 images/class, 300 held "
+                             "out, 32×32)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.configs, args.epochs, args.max_per_class, args.img_size = 4, 1, 20, 32
-        args.noise_seeds, args.resamples = 2, 200
-        args.eval_images = args.eval_images or 500
-    study = load_or_start(args.json, settings_of(args))
-    dataset = load_dataset("fashion-mnist", args.img_size, max_per_class=args.max_per_class)
-    supernet = None
-    if args.supernet:
-        supernet, record = load_supernet(args.supernet)
-        if (record["data"]["source"], record["data"]["img_size"]) != ("fashion-mnist",
-                                                                      args.img_size):
-            raise SystemExit(f"{args.supernet} was trained on {record['data']['source']} at "
-                             f"{record['data']['img_size']}×; the study needs fashion-mnist at "
-                             f"{args.img_size}×")
-    done = {r["name"] for r in study["configs"]}
-    for config in study_configs(args.configs, args.seed):
-        if config.name in done:
+        args.configs, args.epochs, args.max_per_class, args.img_size = 4, 2, 20, 32
+        args.noise_seeds, args.resamples, args.max_test, args.curve_images = 2, 200, 300, 100
+        args.eval_images = args.eval_images or 300
+    settings = settings_of(args)
+    update(args.json, settings, lambda study: None, commit=False, message="")  # refuse early
+    dataset = load_fashion_mnist(args.img_size, max_per_class=args.max_per_class,
+                                 max_test=args.max_test)
+
+    xxs = preset_config("edgevit_xxs")
+    work: list[tuple[str, EdgeViTConfig, int]] = (
+        [("config", c, args.seed) for c in study_configs(args.configs, args.seed)]
+        + [("noise", xxs, s) for s in range(args.seed + 1, args.seed + args.noise_seeds)])
+    shard, shards = args.shard
+    trained = 0
+    for i, (kind, config, seed) in enumerate(work):
+        if i % shards != shard or (args.limit is not None and trained >= args.limit):
+            continue
+        with locked(args.json):
+            study = load_or_start(args.json, settings)
+        if (kind == "config" and any(r["name"] == config.name for r in study["configs"])) or (
+                kind == "noise" and any(r["seed"] == seed for r in study["noise"])):
             continue
         start = time.perf_counter()
-        row = measure(config, dataset, args, supernet)
-        study["configs"].append(row)
-        save(study, args.json, args.commit,
-             f"supernet study: {config.name} (top-1 {row['accuracy']:.4f})")
-        print(f"{config.name}: standalone {row['accuracy']:.4f}"
-              + (f", supernet {row['supernet']:.4f}" if "supernet" in row else "")
-              + f" in {time.perf_counter() - start:.0f} s", flush=True)
-    xxs = preset_config("edgevit_xxs")
-    for seed in range(args.seed + 1, args.seed + args.noise_seeds):
-        if any(r["seed"] == seed for r in study["noise"]):
-            continue
-        trained = train_and_evaluate(xxs, dataset, TrainRecipe(epochs=args.epochs), seed=seed,
-                                     threads=args.threads, progress=True)
-        study["noise"].append(dict(seed=seed, accuracy=trained.top1,
-                                   train_seconds=trained.seconds))
-        save(study, args.json, args.commit, f"supernet study: XXS seed {seed}")
-    study["summary"] = summarize(study, args.resamples)
-    save(study, args.json, args.commit, "supernet study: summary")
+        if kind == "config":
+            row = standalone_row(config, dataset, args)
+            update(args.json, settings, lambda st, row=row: st["configs"].append(row),
+                   args.commit, f"supernet study: {config.name} (top-1 {row['accuracy']:.4f})")
+            print(f"{config.name}: standalone {row['accuracy']:.4f} "
+                  f"(curve {' '.join(f'{a:.3f}' for a in row['curve'])}) "
+                  f"in {time.perf_counter() - start:.0f} s", flush=True)
+        else:
+            result = train_and_evaluate(config, dataset, TrainRecipe(epochs=args.epochs),
+                                        seed=seed, threads=args.threads,
+                                        curve_images=args.curve_images)
+            row = dict(seed=seed, accuracy=result.top1, curve=list(result.curve),
+                       train_seconds=result.seconds)
+            update(args.json, settings, lambda st, row=row: st["noise"].append(row),
+                   args.commit, f"supernet study: XXS seed {seed} (top-1 {result.top1:.4f})")
+            print(f"XXS seed {seed}: {result.top1:.4f} in {result.seconds:.0f} s", flush=True)
+        trained += 1
+
+    if args.supernet:
+        score_supernet(args, settings)
+    study = update(args.json, settings, lambda st: None, commit=False, message="")
+    missing = [c.name for kind, c, _ in work if kind == "config"
+               and not any(r["name"] == c.name for r in study["configs"])]
+    missing += [f"XXS seed {s}" for kind, _, s in work if kind == "noise"
+                and not any(r["seed"] == s for r in study["noise"])]
+    if missing:
+        print(f"{len(missing)} work item(s) still to train: {', '.join(missing)}; rerun to go on")
+        return 0
+
+    def add_summary(st: dict[str, Any]) -> None:
+        st["summary"] = summarize(st, args.resamples)
+
+    study = update(args.json, settings, add_summary, args.commit, "supernet study: summary")
     summary = study["summary"]
     if "table" in summary:
         for row in summary["table"]:
             lo, hi = row["tau_ci"]
-            print(f"{row['method']:18s} τ {row['tau']:+.2f} [{lo:+.2f}, {hi:+.2f}]  "
+            print(f"{row['method']:28s} τ {row['tau']:+.2f} [{lo:+.2f}, {hi:+.2f}]  "
                   f"{row['seconds']:.3g} s/config")
         print(f"default: {summary['default']['label']}")
         print(f"spread of standalone top-1 {summary['spread']:.4f}; XXS seed std "
               f"{summary['xxs_seed_std']}; study {summary['total_seconds']:.0f} s")
     return 0
+
+
+def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    """Fill the supernet column (held-out top-1 and seconds) of every row that lacks it."""
+    supernet, record = load_supernet(args.supernet)
+    if (record["data"]["source"], record["data"]["img_size"]) != ("fashion-mnist",
+                                                                  args.img_size):
+        raise SystemExit(f"{args.supernet} was trained on {record['data']['source']} at "
+                         f"{record['data']['img_size']}×; the study needs fashion-mnist at "
+                         f"{args.img_size}×")
+    identity = supernet_identity(record, args.supernet)
+    with locked(args.json):
+        study = load_or_start(args.json, settings)
+    old = study.get("supernet")
+    if old is not None and old != identity and not args.rescore_supernet:
+        raise SystemExit(f"{args.json}: its supernet column was scored with {old['path']} at "
+                         f"step {old['step']}; pass --rescore-supernet to replace it")
+    rescore = old != identity
+    dataset = supernet_dataset(record)
+    scored = {}
+    for row in study["configs"]:
+        if rescore or "supernet" not in row:
+            config = EdgeViTConfig.from_dict(row["config"])
+            result = evaluate_subnet(supernet, config, dataset, eval_images=args.eval_images,
+                                     seed=args.seed)
+            scored[row["name"]] = (result.top1, result.seconds)
+            print(f"{row['name']}: supernet {result.top1:.4f} ({result.seconds:.1f} s)",
+                  flush=True)
+
+    def fill(st: dict[str, Any]) -> None:
+        st["supernet"] = identity
+        for row in st["configs"]:
+            if row["name"] in scored:
+                row["supernet"], row["supernet_seconds"] = scored[row["name"]]
+
+    update(args.json, settings, fill, args.commit,
+           f"supernet study: supernet column from step {identity['step']}")
 
 
 if __name__ == "__main__":

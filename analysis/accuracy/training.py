@@ -45,6 +45,9 @@ class TrainRecipe:
     label_smoothing: float = 0.1
     warmup_fraction: float = 0.1  # share of all steps spent warming up linearly from 0
     eval_batch_size: int = 256
+    # NHWC tensors for model and images: the same arithmetic, 1.35× (XXS) and 1.1× (the
+    # space's largest config) faster per training step at 64×64 on this CPU (one thread)
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
@@ -70,6 +73,7 @@ class TrainResult:
     final_loss: float  # mean training loss over the last epoch
     seconds: float  # wall time of training and evaluation
     threads: int
+    curve: tuple[float, ...] = ()  # top-1 on the first `curve_images` held out, every epoch
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -95,13 +99,24 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 @torch.no_grad()
-def evaluate_top1(model: torch.nn.Module, dataset: ImageDataset,
-                  batch_size: int = 256) -> tuple[int, int]:
-    """(correct, total) of argmax predictions on the held-out split, eval mode."""
+def evaluate_top1(model: torch.nn.Module, dataset: ImageDataset, batch_size: int = 256,
+                  channels_last: bool = False, limit: int | None = None) -> tuple[int, int]:
+    """(correct, total) of argmax predictions on the held-out split (its first `limit`
+    images when given), eval mode."""
     model.eval()
     correct = total = 0
-    for images, labels in DataLoader(dataset.test, batch_size=batch_size, shuffle=False):
+    test = dataset.test
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit {limit}: must be ≥ 1")
+        test = torch.utils.data.Subset(test, range(min(limit, len(test))))
+    for images, labels in DataLoader(test, batch_size=batch_size, shuffle=False):
+        images = images.contiguous(memory_format=memory_format(channels_last))
         correct += int((model(images).argmax(dim=1) == labels).sum())
         total += int(labels.numel())
     if total == 0:
@@ -111,10 +126,15 @@ def evaluate_top1(model: torch.nn.Module, dataset: ImageDataset,
 
 def train_and_evaluate(config: EdgeViTConfig, dataset: ImageDataset,
                        recipe: TrainRecipe = TrainRecipe(), *, seed: int = 0,
-                       threads: int = DEFAULT_THREADS, progress: bool = True) -> TrainResult:
+                       threads: int = DEFAULT_THREADS, progress: bool = True,
+                       curve_images: int | None = None) -> TrainResult:
     """Train `config` on `dataset.train` with `recipe`, report top-1 on `dataset.test`.
 
-    A tqdm bar counts optimiser steps (stderr) unless `progress` is False.
+    With `curve_images` = K, top-1 on the first K held-out images is also measured after every
+    epoch: the learning curve a study reads to see whether a ranking has settled (K below the
+    whole split keeps its cost small: scoring an image costs about a third of training on it).
+    A tqdm bar
+    counts optimiser steps (stderr) unless `progress` is False.
     """
     from tqdm import tqdm
 
@@ -122,7 +142,8 @@ def train_and_evaluate(config: EdgeViTConfig, dataset: ImageDataset,
         raise ValueError("the training split is empty")
     start = time.perf_counter()
     with torch_threads(threads) as n_threads:
-        model = build_model(config, dataset, seed)
+        layout = memory_format(recipe.channels_last)
+        model = build_model(config, dataset, seed).to(memory_format=layout)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr,
                                       weight_decay=recipe.weight_decay)
         loader = DataLoader(dataset.train, batch_size=recipe.batch_size, shuffle=True,
@@ -131,12 +152,14 @@ def train_and_evaluate(config: EdgeViTConfig, dataset: ImageDataset,
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, total_steps, recipe.warmup_fraction))
         epoch_loss = float("nan")
+        top1_after: list[float] = []
         with tqdm(total=total_steps, desc=f"train {config.name}", unit="step",
                   disable=not progress, leave=False) as bar:
             for epoch in range(recipe.epochs):
                 model.train()
                 loss_sum, seen = 0.0, 0
                 for images, labels in loader:
+                    images = images.contiguous(memory_format=layout)
                     loss = F.cross_entropy(model(images), labels,
                                            label_smoothing=recipe.label_smoothing)
                     optimizer.zero_grad(set_to_none=True)
@@ -148,9 +171,16 @@ def train_and_evaluate(config: EdgeViTConfig, dataset: ImageDataset,
                     bar.update()
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
                 epoch_loss = loss_sum / seen
-        if not math.isfinite(epoch_loss):
-            raise ValueError(f"training {config.name} diverged: loss {epoch_loss}")
-        correct, n_test = evaluate_top1(model, dataset, recipe.eval_batch_size)
+                if not math.isfinite(epoch_loss):
+                    raise ValueError(f"training {config.name} diverged in epoch {epoch + 1}: "
+                                     f"loss {epoch_loss}")
+                if curve_images is not None:
+                    correct, n_test = evaluate_top1(model, dataset, recipe.eval_batch_size,
+                                                    recipe.channels_last, limit=curve_images)
+                    top1_after.append(correct / n_test)
+        correct, n_test = evaluate_top1(model, dataset, recipe.eval_batch_size,
+                                        recipe.channels_last)
     return TrainResult(top1=correct / n_test, correct=correct, n_test=n_test,
                        n_train=len(dataset.train), steps=total_steps, final_loss=epoch_loss,
-                       seconds=time.perf_counter() - start, threads=n_threads)
+                       seconds=time.perf_counter() - start, threads=n_threads,
+                       curve=tuple(top1_after))

@@ -290,6 +290,22 @@ def test_short_training_on_a_tiny_slice_beats_chance() -> None:
     assert first.top1 == again.top1 and first.final_loss == again.final_loss
 
 
+def test_channels_last_is_the_same_training_and_the_curve_has_one_point_per_epoch() -> None:
+    data = load_digits_dataset(32, max_per_class=10)  # 100 training images, 360 held out
+    nhwc = train_and_evaluate(TINY, data, TrainRecipe(epochs=3, batch_size=20), seed=0,
+                              progress=False, curve_images=50)
+    nchw = train_and_evaluate(TINY, data, TrainRecipe(epochs=3, batch_size=20,
+                                                      channels_last=False), seed=0,
+                              progress=False)
+    # one layout or the other: the same arithmetic up to the order of float sums
+    assert nhwc.final_loss == pytest.approx(nchw.final_loss, rel=1e-3)
+    assert abs(nhwc.top1 - nchw.top1) <= 2 / 360
+    assert len(nhwc.curve) == 3 and nchw.curve == ()
+    assert all(k / 50 == a for a in nhwc.curve for k in [round(a * 50)])  # scored on 50 images
+    with pytest.raises(ValueError, match="limit 0"):
+        train_and_evaluate(TINY, data, TrainRecipe(epochs=1), curve_images=0, progress=False)
+
+
 def test_recipe_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="epochs"):
         TrainRecipe(epochs=0)

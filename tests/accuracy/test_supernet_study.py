@@ -1,0 +1,73 @@
+"""The Fashion-MNIST study script (`benchmarks/supernet_study.py`) on its smoke settings: two
+shards on one file, resuming, the learning curve per row, refusing other settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from analysis.accuracy import FASHION_MNIST_DIR
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "supernet_study.py"
+
+pytestmark = pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed "
+           "(sudo apt-get install dataset-fashion-mnist)")
+
+
+def study_module():
+    spec = importlib.util.spec_from_file_location("supernet_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_shards_fill_one_study_and_a_rerun_trains_nothing(tmp_path, capsys):
+    study = study_module()
+    path = tmp_path / "study.json"
+    assert study.main(["--smoke", "--json", str(path), "--shard", "0/2"]) == 0
+    first = json.loads(path.read_text())
+    # items 0 and 2 of [XXS, XS, S, sample_00, XXS seed 1]; and 4 (the seed) is shard 0's too
+    assert [r["name"] for r in first["configs"]] == ["edgevit_xxs", "edgevit_s"]
+    assert [r["seed"] for r in first["noise"]] == [1]
+    assert "summary" not in first
+    assert "still to train" in capsys.readouterr().out
+
+    assert study.main(["--smoke", "--json", str(path), "--shard", "1/2"]) == 0
+    done = json.loads(path.read_text())
+    assert sorted(r["name"] for r in done["configs"]) == sorted(
+        ["edgevit_xxs", "edgevit_xs", "edgevit_s", "sample_00"])
+    for row in done["configs"]:
+        assert len(row["curve"]) == 2 and all(0.0 <= a <= 1.0 for a in row["curve"])
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["macs"] > 0 and row["params"] > 0
+    summary = done["summary"]
+    assert summary["n"] == 4 and summary["xxs_seeds"] == 2
+    methods = {row["method"] for row in summary["table"]}
+    assert "standalone after epoch 1" in methods and any(m.startswith("proxy:") for m in methods)
+    # the default is picked among the accuracy methods, never the standalone curve itself
+    assert not (summary["default"]["method"] or "").startswith("standalone")
+
+    before = path.read_text()
+    capsys.readouterr()
+    assert study.main(["--smoke", "--json", str(path)]) == 0  # everything is there
+    after = json.loads(path.read_text())
+    assert after["configs"] == json.loads(before)["configs"]
+
+
+def test_a_file_with_other_settings_is_refused(tmp_path):
+    study = study_module()
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(dict(settings=dict(epochs=99), configs=[], noise=[])))
+    with pytest.raises(SystemExit, match="other settings.*epochs"):
+        study.main(["--smoke", "--json", str(path)])
+
+
+@pytest.mark.parametrize("text", ["2/2", "x", "1"])
+def test_a_bad_shard_is_refused(text, tmp_path):
+    study = study_module()
+    with pytest.raises(SystemExit):
+        study.main(["--smoke", "--json", str(tmp_path / "s.json"), "--shard", text])
