@@ -11,9 +11,11 @@ XXS reference so that machine drift cancels, latencies normalised as calibration
    second time for the noise floor).
 3. Transfer to new settings: the random calibration's GP as the prior, adapted with
    `--adapt` measurements of the new settings (torch at 2 threads; torch at each of `--sizes`
-   other than 224 on 1 thread),
-   against a GP and a MACs line fitted from scratch on the same measurements, scored on the
-   other configs measured there.
+   other than 224 on 1 thread) per op kind (`KindScaledTransfer`) and by a power law
+   (`TransferModel`), against a GP and a MACs line fitted from scratch on the same
+   measurements, scored on the other configs measured there (the first 10 timed twice: the
+   noise floor). `benchmarks/latency_transfer.py` repeats the 2-thread case offline, over many
+   draws, on the committed calibrations.
 
 Writes benchmarks/latency_trust.json (every figure printed; `--out` for trial runs).
 
@@ -32,6 +34,7 @@ import pandas as pd
 
 from analysis.latency import (
     FeatureModel,
+    KindScaledTransfer,
     MacsLinear,
     Protocol,
     TransferModel,
@@ -46,6 +49,7 @@ from edgevit import PRESETS, EdgeViTConfig
 OFF_GRID_JSON = Path(__file__).resolve().parent / "off_grid_configs.json"
 OUT = Path(__file__).resolve().parent / "latency_trust.json"  # the last full run, committed
 PROTOCOL = Protocol(min_runs=20, min_time_s=0.3)
+NOISE_REPEATS = 10  # held-out configs of each transfer case timed a second time
 
 
 def off_grid_configs() -> list[EdgeViTConfig]:
@@ -75,14 +79,18 @@ def transfer(prior: FeatureModel, *, threads: int, img_size: tuple[int, int], ad
     fit_rows, test_rows = rows.iloc[:adapt], rows.iloc[adapt:]
     held = configs[adapt:]
     measured = test_rows["latency_ms"].to_numpy()
+    again = measured_rows(held[:NOISE_REPEATS], threads=threads, img_size=img_size)
     candidates = {
+        "per-kind transfer": KindScaledTransfer(prior).fit(fit_rows),
         "transfer (prior + a, b)": TransferModel(prior).fit(fit_rows),
         "features_gp from scratch": FeatureModel().fit(fit_rows),
         "macs_linear from scratch": MacsLinear().fit(fit_rows),
     }
+    scores = {name: scores_of(p, held, measured) for name, p in candidates.items()}
+    scores["noise floor"] = score(again["latency_ms"].to_numpy(),
+                                  measured[:NOISE_REPEATS]).as_dict()
     return {"threads": threads, "img_size": list(img_size), "adapt": adapt, "test": test,
-            "scores": {name: score(p.predict(held, check=False), measured).as_dict()
-                       for name, p in candidates.items()}}
+            "scores": scores}
 
 
 def main() -> None:

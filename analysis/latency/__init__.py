@@ -1,6 +1,7 @@
 """Measured latency: single blocks and whole models timed on PyTorch or ONNX Runtime
 (`measure`), the SQLite store (`store`), users' devices (`device_exchange`), the predictors
-(`predictors`) and their calibration (`calibration`).
+(`predictors`), their adaptation to new settings from few measurements (`transfer`) and their
+calibration (`calibration`).
 
 May import: edgevit, analysis.cost.
 """
@@ -46,7 +47,6 @@ from .predictors import (
     MacsLinear,
     PredictorScore,
     PredictorSettings,
-    TransferModel,
     score,
 )
 from .store import (
@@ -58,6 +58,7 @@ from .store import (
     external_device_fingerprint,
     sha256_hex,
 )
+from .transfer import KindScaledTransfer, TransferModel
 
 __all__ = [
     "BACKENDS",
@@ -71,6 +72,7 @@ __all__ = [
     "EXPORTERS",
     "INTERVAL_LEVEL",
     "FeatureModel",
+    "KindScaledTransfer",
     "LatencyPredictor",
     "LatencyResult",
     "MIN_ROWS_FOR_EXPONENT",

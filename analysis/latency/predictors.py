@@ -564,62 +564,6 @@ class FeatureModel(LatencyPredictor):
         return predictor
 
 
-class TransferModel(LatencyPredictor):
-    """A `FeatureModel` calibrated for other settings (the prior: another back-end, thread
-    count, input size or device), adapted to these from few measurements:
-
-        latency ≈ e^a · base(config)^b,
-
-    where base is the prior's per-kind cost model (θ · features, without its GP correction)
-    evaluated at this predictor's input size: per-kind costs carry over between settings
-    better than absolute times do, and a, b (least squares on log latencies) re-scale them.
-    """
-
-    kind = "transfer"
-
-    def __init__(self, prior: FeatureModel | None = None) -> None:
-        self.prior = prior if prior is not None else FeatureModel(correction=False)
-        self.log_scale = 0.0  # a
-        self.exponent = 1.0  # b
-
-    def _log_base(self, batch: ConfigBatch) -> np.ndarray:
-        base = self.prior._base(feature_matrix(batch, self.img_size))
-        return np.log(np.maximum(base, 1e-12))
-
-    def fit(self, measurements: pd.DataFrame) -> TransferModel:
-        _check_measurements(measurements, ("config_json", "input_h", "input_w", "latency_ms"))
-        self.img_size = _single_size(measurements)
-        configs = _configs_of(measurements)
-        log_base = np.empty(len(configs))
-        for rows, batch in split_by_shared_fields(configs):
-            log_base[rows] = self._log_base(batch)
-        log_latency = np.log(measurements["latency_ms"].to_numpy(dtype=np.float64))
-        if len(configs) >= 3:
-            design = np.stack([np.ones_like(log_base), log_base], axis=1)
-            (self.log_scale, self.exponent), *_ = np.linalg.lstsq(design, log_latency,
-                                                                  rcond=None)
-        else:  # too few to fit a slope: keep the prior's ranking, re-scale only
-            self.exponent = 1.0
-            self.log_scale = float(np.mean(log_latency - log_base))
-        return self
-
-    def predict_chunk(self, batch: ConfigBatch) -> np.ndarray:
-        return np.exp(self.log_scale + self.exponent * self._log_base(batch))
-
-    def state(self) -> dict[str, Any]:
-        return {"prior": self.prior.state(), "prior_settings": self.prior.settings.to_dict(),
-                "log_scale": float(self.log_scale), "exponent": float(self.exponent)}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> TransferModel:
-        prior = FeatureModel.from_state(state["prior"])
-        prior.settings = PredictorSettings(**state["prior_settings"])
-        predictor = cls(prior)
-        predictor.log_scale = checked_real("log_scale", state["log_scale"])
-        predictor.exponent = checked_real("exponent", state["exponent"])
-        return predictor
-
-
 def _block_key(block_json: str, height: int, width: int) -> str:
     return f"{block_json}@{int(height)}x{int(width)}"
 

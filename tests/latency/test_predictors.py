@@ -430,6 +430,59 @@ def test_a_predictor_transfers_to_new_settings_from_few_measurements(tmp_path) -
     np.testing.assert_allclose(loaded.predict(configs[held]), transfer.predict(configs[held]))
 
 
+def test_per_kind_scales_follow_settings_that_speed_up_op_kinds_differently(tmp_path) -> None:
+    """New settings that speed up each op kind by its own factor (a second thread helps dense
+    MACs more than element-wise work), on latencies with a structured part beyond the features
+    (which the prior's GP learned) and 2 % noise: 20 measurements fit per-kind scales that
+    predict held-out configs far better than the power law of `TransferModel` and a GP fitted
+    from scratch on the same 20."""
+    from analysis.latency import KindScaledTransfer, TransferModel
+
+    configs = sample_configs(100, seed=16)
+    features = config_features(configs)
+    truth = np.array([2e-8, 3e-7, 1e-7, 2e-6, 5e-7, 1e-7, 0.0, 0.01])
+    speedup = np.array([1.9, 1.3, 1.7, 1.05, 1.1, 1.2, 1.0, 1.0])
+    structure = np.exp(0.15 * np.sin(np.log1p(features[:, 2]))
+                       + 0.1 * np.cos(np.log1p(features[:, 7])))
+    old = features @ truth * structure
+    new = features @ (truth / speedup) * structure
+    noisy = new * np.exp(np.random.default_rng(0).normal(0, 0.02, len(configs)))
+    prior = FeatureModel().fit(frame_of(configs[:60], old[:60]))
+    few, held = slice(60, 80), slice(80, 100)
+    ours = KindScaledTransfer(prior).fit(frame_of(configs[few], noisy[few]))
+    power = TransferModel(prior).fit(frame_of(configs[few], noisy[few]))
+    scratch = FeatureModel().fit(frame_of(configs[few], noisy[few]))
+    mape = {name: score(p.predict(configs[held]), new[held]).mape
+            for name, p in (("ours", ours), ("power", power), ("scratch", scratch))}
+    assert mape["ours"] < 0.02 and mape["ours"] < mape["power"] / 3 and \
+        mape["ours"] < mape["scratch"] / 2, mape
+    assert ours.carry_correction  # the structure carries over with the prior's GP
+    low, high = ours.interval(configs[held])
+    assert np.isfinite(ours.interval_log_halfwidth) and (low < high).all()
+    ours.save(tmp_path / "k.json")
+    loaded = LatencyPredictor.load(tmp_path / "k.json")
+    np.testing.assert_allclose(loaded.predict(configs[held]), ours.predict(configs[held]))
+    assert loaded.carry_correction == ours.carry_correction
+    # too few measurements for per-kind scales: one common re-scaling of the prior, no interval
+    two = KindScaledTransfer(prior).fit(frame_of(configs[40:42], new[40:42]))
+    assert np.ptp(two.scales) == 0 and np.isnan(two.interval_log_halfwidth)
+
+
+def test_a_per_kind_transfer_file_with_a_negative_scale_is_refused(tmp_path) -> None:
+    from analysis.latency import KindScaledTransfer
+
+    configs = sample_configs(12, seed=17)
+    prior = FeatureModel(correction=False).fit(frame_of(configs, config_features(configs)
+                                                        @ np.full(8, 1e-7) + 1.0))
+    path = tmp_path / "k.json"
+    KindScaledTransfer(prior).fit(frame_of(configs, np.linspace(5, 9, 12))).save(path)
+    document = json.loads(path.read_text())
+    document["state"]["scales"][0] = -1.0
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="negative"):
+        LatencyPredictor.load(path)
+
+
 @pytest.mark.parametrize("slope, message", [
     (float("nan"), "slope_ms_per_gmac must be a finite number"),  # refused at load
     (float("inf"), "slope_ms_per_gmac must be a finite number"),
