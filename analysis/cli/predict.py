@@ -19,16 +19,37 @@ from .common import (
     strict_int,
 )
 
-PREDICTOR_KINDS = ("features_gp", "block_table", "macs_linear")
+PREDICTOR_KINDS = ("features_gp", "block_table", "macs_linear", "transfer_per_kind")
+
+
+def _prior(path: str | None):
+    """The --prior predictor: a features-GP of other settings, or None."""
+    from analysis.latency import FeatureModel, LatencyPredictor
+
+    if path is None:
+        return None
+    try:
+        prior = LatencyPredictor.load(path)
+    except ValueError as err:
+        raise CliError(f"--prior {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(prior, FeatureModel):
+        raise CliError(f"--prior {path} is a {prior.kind} predictor; a transfer starts from a "
+                       "features_gp one (`edgevit calibrate --kind features_gp`)")
+    return prior
 
 
 def cmd_calibrate(args: argparse.Namespace) -> dict:
     from analysis.latency import MeasurementStore, Protocol, calibrate, calibrate_from_frame
 
+    prior = _prior(args.prior)
+    kind = args.kind or ("transfer_per_kind" if prior is not None else "features_gp")
+    if kind == "transfer_per_kind" and prior is None:
+        raise CliError("--kind transfer_per_kind needs --prior: the features_gp predictor of "
+                       "other settings to adapt")
     store = MeasurementStore(args.store)
     if args.from_store:
         predictors, report = calibrate_from_frame(store.to_dataframe(), device=args.device,
-                                                  seed=args.seed)
+                                                  seed=args.seed, prior=prior)
     else:
         if args.budget < 4:
             raise CliError(f"--budget {args.budget}: need at least 4 configs to hold some out")
@@ -37,20 +58,23 @@ def cmd_calibrate(args: argparse.Namespace) -> dict:
             device=args.device, budget=args.budget, threads=args.threads,
             img_size=image_size(args.img_size), seed=args.seed, store=store,
             with_blocks=args.kind == "block_table" or args.all_predictors,
-            protocol=protocol, strategy=args.strategy, progress=not args.json,
+            protocol=protocol, strategy=args.strategy, progress=not args.json, prior=prior,
         )
-    if args.kind not in predictors:
-        raise CliError(f"predictor {args.kind!r} was not fitted (block measurements needed)")
+    if kind not in predictors:
+        raise CliError(f"predictor {kind!r} was not fitted (block measurements needed)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    predictors[args.kind].save(out)
+    predictors[kind].save(out)
     if not args.json:
         print(report.table())
-        print(f"saved the {args.kind} predictor to {out} ({report.seconds:.0f} s)")
-    return {"device": args.device, "predictor": args.kind, "out": str(out),
+        print(f"saved the {kind} predictor to {out} ({report.seconds:.0f} s)")
+    return {"device": args.device, "predictor": kind, "out": str(out),
             "scores": report.scores, "noise_floor": report.noise_floor,
             "train_count": report.train_count, "test_count": report.test_count,
-            "seconds": report.seconds, "reference_latency_ms": report.reference_latency_ms}
+            "seconds": report.seconds,
+            # imported rows were not timed against a reference: none to report
+            "reference_latency_ms": (report.reference_latency_ms
+                                     if math.isfinite(report.reference_latency_ms) else None)}
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
@@ -88,8 +112,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=ranged_int(1, 10_000), default=60,
                    help="whole-model measurements")
     p.add_argument("--out", default="predictor.json")
-    p.add_argument("--kind", choices=PREDICTOR_KINDS, default="features_gp",
-                   help="which fitted predictor to save")
+    p.add_argument("--kind", choices=PREDICTOR_KINDS, default=None,
+                   help="which fitted predictor to save (default features_gp; with --prior "
+                        "transfer_per_kind)")
+    p.add_argument("--prior", default=None, metavar="PREDICTOR",
+                   help="a features_gp predictor of other settings (threads, input size, "
+                        "back-end, device): also fit its per-kind transfer, which needs only "
+                        "10-20 measurements of the new settings")
     p.add_argument("--all-predictors", action="store_true",
                    help="also measure blocks to fit and score the block table")
     p.add_argument("--from-store", action="store_true",

@@ -43,6 +43,7 @@ from .predictors import (
     score,
 )
 from .store import MeasurementStore, canonical_json, device_fingerprint, sha256_hex
+from .transfer import KindScaledTransfer
 
 # the block every block is timed against: XXS's stage-3 block (c 144, 4 heads, r = 2) at 224²
 REFERENCE_BLOCK = BlockAt(PRESETS[REFERENCE_MODEL].block_config(2),
@@ -137,27 +138,30 @@ class CalibrationReport:
                       if np.isfinite(self.reference_latency_ms) else "")
         lines = [f"held-out configs: {self.test_count} (trained on {self.train_count}), "
                  f"device {self.device}, {self.img_size[0]}×{self.img_size[1]}{normalised}",
-                 f"{'predictor':14s} {'MAPE':>7s} {'±5 %':>6s} {'±10 %':>6s} {'τ':>6s} "
+                 f"{'predictor':17s} {'MAPE':>7s} {'±5 %':>6s} {'±10 %':>6s} {'τ':>6s} "
                  f"{'RMSE ms':>8s} {'in 90 % interval':>17s}"]
         rows = dict(self.scores)
         if self.noise_floor:
             rows["noise floor"] = self.noise_floor
         for name, s in rows.items():
             coverage = f"{s['coverage']:17.0%}" if "coverage" in s else f"{'':17s}"
-            lines.append(f"{name:14s} {s['mape']:7.1%} {s['within_5']:6.0%} "
+            lines.append(f"{name:17s} {s['mape']:7.1%} {s['within_5']:6.0%} "
                          f"{s['within_10']:6.0%} {s['kendall_tau']:6.3f} {s['rmse_ms']:8.2f} "
                          f"{coverage}")
         return "\n".join(lines)
 
 
-def fit_all(train: pd.DataFrame, blocks: pd.DataFrame | None,
-            settings: PredictorSettings) -> dict[str, LatencyPredictor]:
-    """The three predictors fitted on the same whole-model rows (+ block rows for the table),
-    each with its interval (`LatencyPredictor.fit_interval`) and `settings`."""
+def fit_all(train: pd.DataFrame, blocks: pd.DataFrame | None, settings: PredictorSettings,
+            prior: FeatureModel | None = None) -> dict[str, LatencyPredictor]:
+    """The predictors fitted on the same whole-model rows (+ block rows for the table; with a
+    `prior` of other settings, its per-kind transfer `KindScaledTransfer` too), each with its
+    interval (`LatencyPredictor.fit_interval`) and `settings`."""
     fitters: dict[str, Callable[[pd.DataFrame], LatencyPredictor]] = {
         "macs_linear": lambda rows: MacsLinear().fit(rows),
         "features_gp": lambda rows: FeatureModel().fit(rows),
     }
+    if prior is not None:
+        fitters[KindScaledTransfer.kind] = lambda rows: KindScaledTransfer(prior).fit(rows)
     if blocks is not None and len(blocks):
         fitters["block_table"] = lambda rows: BlockTable().fit(pd.concat([blocks, rows]))
     predictors = {}
@@ -232,9 +236,11 @@ def calibrate(
     *, device: str, budget: int, threads: int = 1, img_size: tuple[int, int] = (224, 224),
     seed: int = 0, store: MeasurementStore | None = None, holdout_fraction: float = 0.25,
     with_blocks: bool = True, noise_repeats: int = 10, protocol: Protocol = Protocol(),
-    strategy: str = "random", progress: bool = True,
+    strategy: str = "random", progress: bool = True, prior: FeatureModel | None = None,
 ) -> tuple[dict[str, LatencyPredictor], CalibrationReport]:
     """Measure `budget` configs on this machine, fit every predictor, score on held-out ones.
+    With a `prior` (a features-GP of other settings), its per-kind transfer is fitted and
+    scored beside the others: the way to a new setting from a small budget.
 
     The held-out configs are a uniform random share of the space. The training configs are
     too with `strategy` "random"; with "active", a third of them (the presets first) are, and
@@ -300,13 +306,14 @@ def calibrate(
                                  img_size=img_size, device=device,
                                  fingerprint=sha256_hex(canonical_json(device_fingerprint())))
     predictors, report = evaluate_calibration(pd.concat(parts, ignore_index=True),
-                                              settings=settings)
+                                              settings=settings, prior=prior)
     report.seconds = time.monotonic() - started
     report.extra["strategy"] = strategy
     return predictors, report
 
 
-def evaluate_calibration(frame: pd.DataFrame, *, settings: PredictorSettings
+def evaluate_calibration(frame: pd.DataFrame, *, settings: PredictorSettings,
+                         prior: FeatureModel | None = None
                          ) -> tuple[dict[str, LatencyPredictor], CalibrationReport]:
     """Fit and score measured rows with a `split` column: 'train' and 'test' configs, optional
     'blocks' (for the table) and 'repeat' (test configs measured again, for the noise floor),
@@ -328,7 +335,7 @@ def evaluate_calibration(frame: pd.DataFrame, *, settings: PredictorSettings
     train, test = splits["train"], splits["test"]
     blocks = splits["blocks"] if len(splits["blocks"]) else None
 
-    predictors = fit_all(train, blocks, settings)
+    predictors = fit_all(train, blocks, settings, prior)
     test_configs = [EdgeViTConfig.from_json(text) for text in test["config_json"]]
     measured = test["latency_ms"].to_numpy()
     scores = {name: score(p.predict(test_configs, check=False), measured,
@@ -386,11 +393,12 @@ def recorded_settings(path: Path, device: str = "development-cpu") -> PredictorS
 
 
 def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
-                         holdout_fraction: float = 0.25
+                         holdout_fraction: float = 0.25, prior: FeatureModel | None = None
                          ) -> tuple[dict[str, LatencyPredictor], CalibrationReport]:
     """Fit and score on measurements already stored (`MeasurementStore.to_dataframe()`, e.g. a
     phone's imported CSV): the device's whole-model rows, a random share held out. Rows timed
-    against a reference (all of them) are normalised like a fresh calibration's."""
+    against a reference (all of them) are normalised like a fresh calibration's. With a
+    `prior`, its per-kind transfer is fitted and scored too (a new device from few rows)."""
     rows = frame[(frame["config_kind"] == "model")]
     if "device_name" in rows:
         rows = rows[rows["device_name"] == device]
@@ -402,12 +410,22 @@ def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,
     split = np.full(len(rows), "train", dtype=object)
     split[order[:test_count]] = "test"
     settings = PredictorSettings(
-        backend=_only(rows, "backend"), threads=int(_only(rows, "threads")),
+        backend=_only(rows, "backend"), threads=_threads(rows),
         batch_size=int(_only(rows, "batch_size")),
         img_size=(int(rows["input_h"].iloc[0]), int(rows["input_w"].iloc[0])), device=device,
         fingerprint=str(_only(rows, "device_hash")) if "device_hash" in rows else "")
     return evaluate_calibration(rows.assign(split=split, raw_latency_ms=rows["latency_ms"]),
-                                settings=settings)
+                                settings=settings, prior=prior)
+
+
+def _threads(rows: pd.DataFrame) -> int | None:
+    """The rows' one thread count, or None where none was recorded (imported CSVs)."""
+    if rows["threads"].isna().all():
+        return None
+    if rows["threads"].isna().any():
+        raise ValueError("the measurements mix rows with and without a thread count; fit "
+                         "one setting at a time")
+    return int(_only(rows, "threads"))
 
 
 def _only(rows: pd.DataFrame, column: str) -> Any:

@@ -81,10 +81,11 @@ class PredictorSettings:
     """What a predictor predicts: the latency of one forward of `batch_size` images of
     `img_size` in `dtype`, on `backend` with `threads` intra-op threads, on `device` (the
     user's name) whose `fingerprint` (the store's device hash of this machine, or "" for an
-    imported device known only by its name) was measured."""
+    imported device known only by its name) was measured. `threads` is None when the
+    measurements did not record it (a device's imported CSV)."""
 
     backend: str = "torch"
-    threads: int = 1
+    threads: int | None = 1
     batch_size: int = 1
     img_size: tuple[int, int] = (224, 224)
     dtype: str = "float32"
@@ -100,7 +101,9 @@ class PredictorSettings:
                 raise ValueError(f"settings.{name} must be a text of at most "
                                  f"{MAX_NAME_CHARS} characters, got {value!r:.80}")
         set_ = object.__setattr__
-        set_(self, "threads", checked_int("settings.threads", self.threads, 1, MAX_THREADS))
+        if self.threads is not None:
+            set_(self, "threads", checked_int("settings.threads", self.threads, 1,
+                                              MAX_THREADS))
         set_(self, "batch_size", checked_int("settings.batch_size", self.batch_size, 1,
                                           MAX_BATCH_SIZE))
         if not isinstance(self.img_size, (list, tuple)) or len(self.img_size) != 2:
@@ -110,7 +113,9 @@ class PredictorSettings:
 
     def describe(self) -> str:
         h, w = self.img_size
-        return (f"{self.backend}, {self.threads} thread{'s' * (self.threads != 1)}, batch "
+        threads = ("threads not recorded" if self.threads is None
+                   else f"{self.threads} thread{'s' * (self.threads != 1)}")
+        return (f"{self.backend}, {threads}, batch "
                 f"{self.batch_size}, {h}×{w}, {self.dtype}"
                 + (f" on {self.device}" if self.device else ""))
 

@@ -162,7 +162,13 @@ def test_a_real_ctrl_c_during_bench_is_one_line_and_exit_130(tmp_path) -> None:
          "--min-time", "600", "--store", str(store)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
-    time.sleep(10)  # imports, the store, the model: into the timed runs
+    # past the imports (a SIGINT there is Python's own traceback, before the CLI runs) and
+    # into the timed runs: the store exists once the command runs; a loaded machine may take
+    # far longer than an idle one to get there
+    deadline = time.monotonic() + 180
+    while not store.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130 and err == "edgevit bench: interrupted\n"

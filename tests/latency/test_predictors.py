@@ -468,6 +468,52 @@ def test_per_kind_scales_follow_settings_that_speed_up_op_kinds_differently(tmp_
     assert np.ptp(two.scales) == 0 and np.isnan(two.interval_log_halfwidth)
 
 
+def test_cli_calibrates_a_new_device_from_a_prior_and_few_imported_rows(tmp_path,
+                                                                      capsys) -> None:
+    """`edgevit calibrate --from-store --prior`: 24 imported rows of a device whose op kinds
+    run at their own speeds; the per-kind transfer is fitted, scored beside the from-scratch
+    predictors and saved (the default kind with a prior), and `edgevit predict` uses it."""
+    from analysis.latency import MeasurementStore, sha256_hex
+
+    configs = sample_configs(64, seed=18)
+    features = config_features(configs)
+    truth = np.array([2e-8, 3e-7, 1e-7, 2e-6, 5e-7, 1e-7, 0.0, 0.01])
+    prior = FeatureModel().fit(frame_of(configs[:40], features[:40] @ truth))
+    prior.save(tmp_path / "prior.json")
+    phone = features[40:] @ (truth * np.array([0.3, 0.8, 0.5, 1.0, 1.2, 1.0, 1.0, 2.0]))
+    store = tmp_path / "s.sqlite"
+    with MeasurementStore(store) as opened:
+        for config in configs[40:]:
+            opened.add_config(config.to_json(), "model")
+    rows = [f"{sha256_hex(c.to_json())},224,224,tflite,phone,{ms:.6f}"
+            for c, ms in zip(configs[40:], phone)]
+    csv = tmp_path / "phone.csv"
+    csv.write_text("config_id,input_h,input_w,backend,device,latency_ms\n" + "\n".join(rows))
+    assert main(["import-csv", str(csv), "--store", str(store)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "phone.json"
+    base = ["calibrate", "--device", "phone", "--from-store", "--store", str(store)]
+    assert main([*base, "--prior", str(tmp_path / "prior.json"), "--out", str(out),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["predictor"] == "transfer_per_kind"
+    assert set(report["scores"]) == {"macs_linear", "features_gp", "transfer_per_kind"}
+    assert report["scores"]["transfer_per_kind"]["mape"] < 0.02
+    assert report["scores"]["transfer_per_kind"]["mape"] < report["scores"]["macs_linear"]["mape"]
+    assert main(["predict", "edgevit_xxs", "--predictor", str(out), "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert predicted["predictor"] == "transfer_per_kind" and predicted["latency_ms"] > 0
+    assert predicted["settings"]["backend"] == "tflite"
+    # a transfer needs a features_gp prior
+    assert main([*base, "--kind", "transfer_per_kind", "--out", str(tmp_path / "x.json")]) == 2
+    assert "needs --prior" in capsys.readouterr().err
+    MacsLinear().fit(frame_of(configs[:5], np.arange(1.0, 6.0))).save(tmp_path / "line.json")
+    assert main([*base, "--prior", str(tmp_path / "line.json"), "--out",
+                 str(tmp_path / "x.json")]) == 2
+    assert "is a macs_linear predictor" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_a_per_kind_transfer_file_with_a_negative_scale_is_refused(tmp_path) -> None:
     from analysis.latency import KindScaledTransfer
 
