@@ -54,8 +54,15 @@ def machine_ratios(predictor: LatencyPredictor, *, threads: int | None = None,
                    store: MeasurementStore | None = None, progress: bool = True
                    ) -> MeasureRatios:
     """Time configs on this machine at the predictor's settings, each interleaved with the
-    reference model; appended to `store` when given."""
+    reference model; appended to `store` when given. ValueError for a predictor of settings
+    this machine cannot time (another back-end, an imported device without a thread count or
+    fingerprint): its front is measured on its own device."""
     settings = predictor.settings
+    if settings.backend != "torch" or settings.threads is None or not settings.fingerprint:
+        raise ValueError(f"the predictor was calibrated for {settings.describe()}, which this "
+                         "machine cannot time (it measures torch models on its own CPU): "
+                         "measure the front on that device and import the CSV instead of "
+                         "--measure-front")
 
     def measure(configs: Sequence[EdgeViTConfig]) -> np.ndarray:
         results = measure_many(list(configs), threads=threads or settings.threads,

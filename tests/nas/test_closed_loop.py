@@ -11,6 +11,7 @@ import pytest
 from analysis.cost import config_features, model_cost
 from analysis.latency import FeatureModel, MacsLinear, sample_configs
 from analysis.nas import close_the_loop, loop_summary
+from analysis.nas.closed_loop import machine_ratios
 from edgevit import PRESETS
 
 TRUTH = np.array([2e-8, 3e-7, 1e-7, 0.0, 5e-7, 1e-7, 0.0, 0.01])  # ms per feature unit
@@ -121,3 +122,21 @@ def test_a_predictor_without_an_interval_is_judged_on_its_error_alone(trials) ->
     front, rounds, _ = close_the_loop(trials, line, FakeMachine())
     assert front["interval_low_ms"].isna().all() and len(rounds) == 1
     assert loop_summary(rounds, front)["in_interval"] is None
+
+
+@pytest.mark.parametrize("settings", [dict(backend="tflite", device="phone"),
+                                      dict(threads=None, device="phone"),
+                                      dict(fingerprint="", device="phone")])
+def test_a_predictor_of_another_device_is_not_timed_here(settings) -> None:
+    """An imported phone's predictor (another back-end, no thread count, no fingerprint): the
+    loop refuses to time its front on this CPU, naming the predictor's settings."""
+    import dataclasses
+
+    predictor = fitted(truth_ms)
+    predictor.settings = dataclasses.replace(
+        predictor.settings, **{"fingerprint": "ab12", **settings})
+    with pytest.raises(ValueError, match="on phone, which this machine cannot time"):
+        machine_ratios(predictor)
+    predictor.settings = dataclasses.replace(predictor.settings, backend="torch", threads=1,
+                                             fingerprint="ab12")
+    assert callable(machine_ratios(predictor))  # this machine's own settings: measurable
