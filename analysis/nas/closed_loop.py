@@ -55,10 +55,10 @@ def machine_ratios(predictor: LatencyPredictor, *, threads: int | None = None,
                    ) -> MeasureRatios:
     """Time configs on this machine at the predictor's settings, each interleaved with the
     reference model; appended to `store` when given. ValueError for a predictor of settings
-    this machine cannot time (another back-end, an imported device without a thread count or
-    fingerprint): its front is measured on its own device."""
+    this machine cannot time (another back-end, or an imported device's rows, which record no
+    thread count): its front is measured on its own device."""
     settings = predictor.settings
-    if settings.backend != "torch" or settings.threads is None or not settings.fingerprint:
+    if settings.backend != "torch" or settings.threads is None:
         raise ValueError(f"the predictor was calibrated for {settings.describe()}, which this "
                          "machine cannot time (it measures torch models on its own CPU): "
                          "measure the front on that device and import the CSV instead of "
