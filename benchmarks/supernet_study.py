@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="K/N",
                         help="train only work items i with i %% N == K (run N processes, one "
                              "per core, on one --json)")
+    parser.add_argument("--noise-first", action="store_true",
+                        help="train the XXS seeds before the configs (the work order only)")
     parser.add_argument("--limit", type=int, default=None,
                         help="train at most this many work items in this run, then stop")
     parser.add_argument("--commit", action="store_true",
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     work: list[tuple[str, EdgeViTConfig, int]] = (
         [("config", c, args.seed) for c in study_configs(args.configs, args.seed)]
         + [("noise", xxs, s) for s in range(args.seed + 1, args.seed + args.noise_seeds)])
+    if args.noise_first:
+        work.sort(key=lambda item: item[0] != "noise")
     shard, shards = args.shard
     trained = 0
     for i, (kind, config, seed) in enumerate(work):
