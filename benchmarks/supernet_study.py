@@ -60,17 +60,17 @@ import torch  # noqa: E402
 
 from analysis.accuracy import (  # noqa: E402
     DEFAULT_THREADS,
-    PROXIES,
     TrainRecipe,
-    correlation_table,
     evaluate_subnet,
+    fashion_table,
     load_fashion_mnist,
     load_supernet,
     proxy_scores,
+    supernet_fingerprint,
     train_and_evaluate,
     validated_default,
 )
-from analysis.accuracy.supernet import supernet_dataset  # noqa: E402
+from analysis.accuracy.supernet import CALIB_IMAGES, EVAL_IMAGES, supernet_dataset  # noqa: E402
 from analysis.cost.ops import model_cost  # noqa: E402
 from analysis.cost.search_space import DEFAULT_SPACE  # noqa: E402
 from edgevit import preset_config  # noqa: E402
@@ -156,9 +156,11 @@ def git_commit(path: Path, message: str, tries: int = 5) -> None:
 
 
 def supernet_identity(record: dict[str, Any], path: Path) -> dict[str, Any]:
-    """What the supernet column was scored with: the checkpoint and its training."""
-    return dict(path=str(path), step=record["step"], seed=record["seed"],
-                recipe=record["recipe"], data=record["data"])
+    """What the supernet column was scored with: the checkpoint's path (relative to the
+    repository when inside it) and its fingerprint (`supernet_fingerprint`)."""
+    path = path.resolve()
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    return dict(path=str(shown), **supernet_fingerprint(record))
 
 
 def standalone_row(config: EdgeViTConfig, dataset, args: argparse.Namespace) -> dict:
@@ -184,22 +186,15 @@ def summarize(study: dict[str, Any], resamples: int) -> dict[str, Any]:
     rows = study["configs"]
     if len(rows) < 4:
         return dict(note=f"{len(rows)} configs: too few for rank statistics")
-    accuracy = np.array([r["accuracy"] for r in rows])
-    scores = {f"proxy:{n}": np.array([r["proxies"][n] for r in rows]) for n in PROXIES}
-    seconds = {f"proxy:{n}": float(np.mean([r["proxy_seconds"][n] for r in rows]))
-               for n in PROXIES}
-    if all("supernet" in r for r in rows):
-        scores["supernet"] = np.array([r["supernet"] for r in rows])
-        seconds["supernet"] = float(np.mean([r["supernet_seconds"] for r in rows]))
     epochs = study["settings"]["epochs"]
-    for e in range(1, epochs):  # the ranking after fewer epochs of the same schedule
-        if all(len(r.get("curve", ())) == epochs for r in rows):
-            scores[f"standalone after epoch {e}"] = np.array([r["curve"][e - 1] for r in rows])
-            seconds[f"standalone after epoch {e}"] = float(
-                np.mean([r["train_seconds"] for r in rows]) * e / epochs)
-    table = correlation_table(scores, accuracy, seconds, n_resamples=resamples)
-    for row in table:
-        row["dataset"], row["img_size"] = "fashion-mnist", study["settings"]["img_size"]
+    extra = {}  # the ranking after fewer epochs of the same schedule (not a search method)
+    if all(len(r.get("curve", ())) == epochs for r in rows):
+        train_seconds = float(np.mean([r["train_seconds"] for r in rows]))
+        extra = {f"standalone after epoch {e}": (np.array([r["curve"][e - 1] for r in rows]),
+                                                 train_seconds * e / epochs)
+                 for e in range(1, epochs)}
+    table = fashion_table(study, n_resamples=resamples, extra=extra)
+    accuracy = np.array([r["accuracy"] for r in rows])
     methods = [row for row in table if not row["method"].startswith("standalone")]
     noise = [r["accuracy"] for r in study["noise"]]
     xxs = [r["accuracy"] for r in rows if r["name"] == "edgevit_xxs"] + noise
@@ -239,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(default all 10,000)")
     parser.add_argument("--curve-images", type=int, default=2000,
                         help="held-out images scored after every epoch (the learning curve)")
-    parser.add_argument("--eval-images", type=int, default=None,
-                        help="held-out images for the supernet's score (default all)")
+    parser.add_argument("--eval-images", type=int, default=EVAL_IMAGES,
+                        help="held-out images of the supernet column, as a search scores "
+                             f"(default {EVAL_IMAGES}; the supernet_full column uses all)")
     parser.add_argument("--noise-seeds", type=int, default=3,
                         help="seeds of the XXS preset in all (≥ 3 for the study)")
     parser.add_argument("--supernet", type=Path, default=None,
@@ -266,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.configs, args.epochs, args.max_per_class, args.img_size = 4, 2, 20, 32
         args.noise_seeds, args.resamples, args.max_test, args.curve_images = 2, 200, 300, 100
-        args.eval_images = args.eval_images or 300
+        args.eval_images = min(args.eval_images, 300)
     settings = settings_of(args)
     update(args.json, settings, lambda study: None, commit=False, message="")  # refuse early
     dataset = load_fashion_mnist(args.img_size, max_per_class=args.max_per_class,
@@ -335,14 +331,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    """Fill the supernet column (held-out top-1 and seconds) of every row that lacks it."""
+    """Fill the supernet columns of every row that lacks them: `supernet`, the subnet's top-1
+    as a search's `supernet:CKPT` scores it (BatchNorm recalibrated on CALIB_IMAGES training
+    images, top-1 on the first --eval-images held-out ones, default EVAL_IMAGES), with its
+    seconds; and `supernet_full`, top-1 on the study's whole held-out set (--max-test; what the
+    1,000-image estimate costs in ranking)."""
     supernet, record = load_supernet(args.supernet)
     if (record["data"]["source"], record["data"]["img_size"]) != ("fashion-mnist",
                                                                   args.img_size):
         raise SystemExit(f"{args.supernet} was trained on {record['data']['source']} at "
                          f"{record['data']['img_size']}×; the study needs fashion-mnist at "
                          f"{args.img_size}×")
-    identity = supernet_identity(record, args.supernet)
+    identity = dict(supernet_identity(record, args.supernet), calib_images=CALIB_IMAGES,
+                    eval_images=args.eval_images)
     with locked(args.json):
         study = load_or_start(args.json, settings)
     old = study.get("supernet")
@@ -355,17 +356,21 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     for row in study["configs"]:
         if rescore or "supernet" not in row:
             config = EdgeViTConfig.from_dict(row["config"])
-            result = evaluate_subnet(supernet, config, dataset, eval_images=args.eval_images,
-                                     seed=args.seed)
-            scored[row["name"]] = (result.top1, result.seconds)
-            print(f"{row['name']}: supernet {result.top1:.4f} ({result.seconds:.1f} s)",
-                  flush=True)
+            quick = evaluate_subnet(supernet, config, dataset, eval_images=args.eval_images,
+                                    seed=args.seed)
+            full = evaluate_subnet(supernet, config, dataset, eval_images=args.max_test,
+                                   seed=args.seed)
+            scored[row["name"]] = (quick.top1, quick.seconds, full.top1)
+            print(f"{row['name']}: supernet {quick.top1:.4f} on {quick.n_test} images "
+                  f"({quick.seconds:.1f} s), {full.top1:.4f} on all {full.n_test}; "
+                  f"standalone {row['accuracy']:.4f}", flush=True)
 
     def fill(st: dict[str, Any]) -> None:
         st["supernet"] = identity
         for row in st["configs"]:
             if row["name"] in scored:
-                row["supernet"], row["supernet_seconds"] = scored[row["name"]]
+                row["supernet"], row["supernet_seconds"], row["supernet_full"] = \
+                    scored[row["name"]]
 
     update(args.json, settings, fill, args.commit,
            f"supernet study: supernet column from step {identity['step']}")

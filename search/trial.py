@@ -21,6 +21,7 @@ from typing import Any
 
 import nni
 
+from analysis.accuracy import AccuracyMethod
 from analysis.cost import DEFAULT_SPACE, model_cost
 from analysis.latency import LatencyPredictor
 from analysis.nas import (
@@ -105,6 +106,7 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     config = DEFAULT_SPACE.decode(params)
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
+    args.accuracy = str(AccuracyMethod.parse(args.accuracy))  # canonical, as outputs name it
     cost = model_cost(config)
     result: dict[str, Any] = {
         "macs": cost.macs, "params": cost.params, "accuracy_method": args.accuracy,

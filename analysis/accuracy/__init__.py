@@ -51,6 +51,7 @@ from .rank_stats import (
     rank_correlation,
     spearman_rho,
 )
+from .studies import DIGITS_STUDY, FASHION_STUDY, committed_table, digits_table, fashion_table
 from .supernet import (
     CHECKPOINT_NAME,
     RECORD_NAME,
@@ -70,6 +71,7 @@ from .supernet import (
     space_from_dict,
     space_to_dict,
     step_subnets,
+    supernet_fingerprint,
     train_supernet,
 )
 from .training import DEFAULT_THREADS, TrainRecipe, TrainResult, build_model, train_and_evaluate
@@ -78,8 +80,8 @@ from .trust import (
     MethodChoice,
     is_validated,
     study_default,
-    study_table,
     trust_of,
+    usable,
     validated_default,
 )
 
@@ -105,6 +107,8 @@ __all__ = [
     "RECORD_NAME",
     "RankCorrelation",
     "STUDY_JSON",
+    "DIGITS_STUDY",
+    "FASHION_STUDY",
     "SubnetScore",
     "SuperNet",
     "SupernetRecipe",
@@ -115,8 +119,11 @@ __all__ = [
     "bootstrap_interval",
     "build_model",
     "cheapest_comparable",
+    "committed_table",
     "compute_proxy",
     "correlation_table",
+    "digits_table",
+    "fashion_table",
     "cost_baseline",
     "evaluate_subnet",
     "extract_subnet",
@@ -148,10 +155,11 @@ __all__ = [
     "space_to_dict",
     "spearman_rho",
     "step_subnets",
+    "supernet_fingerprint",
     "stratified_split",
     "study_arrays",
     "study_default",
-    "study_table",
+    "usable",
     "train_and_evaluate",
     "train_supernet",
     "trust_of",

@@ -251,6 +251,14 @@ def load_image_folder(path: str | Path, img_size: int = FOLDER_IMG_SIZE, *,
                         img_size=img_size)
 
 
+def default_img_size(source: str) -> int:
+    """The input side `load_dataset` uses for `source` when none is given (pixels)."""
+    from .fashion_mnist import FASHION_MNIST_IMG_SIZE
+
+    return {DIGITS: DIGITS_IMG_SIZE, FASHION_MNIST: FASHION_MNIST_IMG_SIZE}.get(
+        source, FOLDER_IMG_SIZE)
+
+
 def load_dataset(source: str, img_size: int | None = None, *, test_fraction: float = 0.2,
                  split_seed: int = 0, max_per_class: int | None = None) -> ImageDataset:
     """`digits` (the bundled digits), `fashion-mnist` (Debian's dataset-fashion-mnist, the

@@ -18,6 +18,14 @@ A method is a string:
                 checkpoint file CKPT or its folder): weights inherited, BatchNorm statistics
                 recalibrated, held-out top-1 on the supernet's own dataset and resolution.
 
+Where a method runs is part of its name, because a method's trust is measured on one dataset
+at one resolution (`analysis.accuracy.trust`): a proxy takes `@DATA/SIZE`, `@DATA` or `@SIZE`
+(proxy:synflow@fashion-mnist/64: synflow on a Fashion-MNIST batch at 64×64), short training
+`@SIZE` (train:fashion-mnist@64); a supernet's checkpoint fixes both. The canonical string
+(`str(AccuracyMethod)`) leaves out what is the default (digits for proxies, each dataset's
+default side: 32 for digits and Fashion-MNIST, 224 for a folder), so proxy:jacob_cov and
+proxy:jacob_cov@digits/32 are one method.
+
 Given a seed, every method is deterministic on one machine and thread count (default one
 thread; see `analysis.accuracy.training`). The committed study (`benchmarks/accuracy_proxies.py`
 -> `analysis/accuracy/data/accuracy_proxy_study.json`) measures how far each proxy ranks configs
@@ -29,14 +37,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from analysis.runtime import torch_threads
-from edgevit.config import EdgeViTConfig
+from edgevit.config import MIN_IMG_SIZE, EdgeViTConfig
 
 from .datasets import (
     DIGITS,
@@ -44,6 +52,7 @@ from .datasets import (
     DatasetError,
     ImageDataset,
     check_image_folder,
+    default_img_size,
     first_batch,
     load_dataset,
 )
@@ -62,32 +71,71 @@ STUDY_JSON = Path(__file__).resolve().parent / "data" / "accuracy_proxy_study.js
 
 @dataclass(frozen=True)
 class AccuracyMethod:
-    """A parsed method string: kind `proxy`, `train` or `supernet`, and the proxy name, the
-    dataset source or the checkpoint path."""
+    """A parsed method string: kind `proxy`, `train` or `supernet`; the proxy name, the dataset
+    source or the checkpoint path; where it runs (`data`: a proxy's dataset, None for the
+    digits; `img_size`: input side in pixels, None for the dataset's default)."""
 
     kind: str
     name: str
+    data: str | None = None
+    img_size: int | None = None
 
     @classmethod
     def parse(cls, method: str) -> AccuracyMethod:
-        """`proxy:NAME | train:digits | train:fashion-mnist | train:PATH | supernet:CKPT`;
-        ValueError naming what is wrong."""
+        """`proxy:NAME[@DATA/SIZE|@DATA|@SIZE] | train:digits|fashion-mnist|PATH[@SIZE] |
+        supernet:CKPT`; ValueError naming what is wrong."""
         kind, sep, name = str(method).partition(":")
         if kind not in METHOD_KINDS or not sep or not name:
             raise ValueError(f"accuracy method {method!r}: expected proxy:NAME, train:digits, "
-                             "train:fashion-mnist, train:PATH or supernet:CKPT")
+                             "train:fashion-mnist, train:PATH or supernet:CKPT (a proxy may "
+                             "add @DATA/SIZE, training @SIZE)")
+        data = size = None
+        if kind == "proxy" and "@" in name:
+            name, _, where = name.partition("@")
+            data, slash, side = where.rpartition("/")
+            if not slash:
+                data, side = (None, where) if where.isdigit() else (where, "")
+            if data == "" or (side and not side.isdigit()) or not (data or side) or (
+                    slash and not side):
+                raise ValueError(f"accuracy method {method!r}: after @ a proxy takes DATA/SIZE, "
+                                 "DATA or SIZE (proxy:synflow@fashion-mnist/64)")
+            size = int(side) if side else None
+        elif kind == "train" and "@" in name:
+            base, _, side = name.rpartition("@")
+            if side.isdigit():
+                name, size = base, int(side)
+            elif base in (DIGITS, FASHION_MNIST):
+                raise ValueError(f"accuracy method {method!r}: training takes @SIZE (its data "
+                                 f"is its name): train:{base}@64")
         if kind == "proxy" and name not in PROXIES:
             raise ValueError(f"accuracy method {method!r}: unknown proxy; known: "
                              f"{', '.join(PROXIES)}")
-        return cls(kind, name)
+        if size is not None and size < MIN_IMG_SIZE:
+            raise ValueError(f"accuracy method {method!r}: input side {size} is below the "
+                             f"{MIN_IMG_SIZE} pixels EdgeViT needs")
+        return cls(kind, name, data, size)
+
+    @property
+    def source(self) -> str | None:
+        """The dataset it scores on (None for a supernet: its checkpoint says)."""
+        if self.kind == "supernet":
+            return None
+        return self.name if self.kind == "train" else self.data or DIGITS
 
     def check_source(self) -> None:
         """ValueError when what the method reads cannot serve it: a train:PATH that is not a
         folder, a supernet:CKPT that does not load as a supernet. A search checks this before
-        its first trial, instead of every trial failing."""
-        if self.kind == "train" and self.name not in (DIGITS, FASHION_MNIST):
+        its first trial, instead of every trial failing. Fashion-MNIST is checked for its
+        folder (the install command named when it is missing)."""
+        if self.source == FASHION_MNIST:
+            from .fashion_mnist import fashion_mnist_dir, missing_message
+
+            if not fashion_mnist_dir().is_dir():
+                raise DatasetError(f"accuracy method {self}: "
+                                   f"{missing_message(fashion_mnist_dir())}")
+        elif self.source not in (None, DIGITS):
             try:
-                check_image_folder(self.name)
+                check_image_folder(self.source)
             except DatasetError as err:
                 raise DatasetError(f"accuracy method {self}: {err}") from None
         if self.kind == "supernet":
@@ -96,7 +144,15 @@ class AccuracyMethod:
             load_supernet(self.name)
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.name}"
+        """The canonical string: defaults left out (see the module doc)."""
+        if self.kind == "supernet":
+            return f"supernet:{self.name}"
+        size = self.img_size if self.img_size != default_img_size(self.source) else None
+        if self.kind == "train":
+            return f"train:{self.name}" + (f"@{size}" if size else "")
+        data = self.data if self.data not in (None, DIGITS) else None
+        where = "/".join(filter(None, (data, str(size) if size else None)))
+        return f"proxy:{self.name}" + (f"@{where}" if where else "")
 
 
 @dataclass(frozen=True)
@@ -119,7 +175,9 @@ class AccuracyEvaluator:
     """Scores configs with one method; the dataset is loaded once, on first use.
 
     `epochs` overrides the recipe's (train only); `max_per_class` trains on a tiny slice;
-    `data` is where proxies take their mini-batch (default: the digits). A supernet method
+    `data` is where proxies take their mini-batch and `img_size` the input side, when the
+    method string does not say (default: the digits at the dataset's side; a method string
+    and an argument that disagree are a ValueError). A supernet method
     scores on the supernet's own dataset and resolution (`img_size`, `data`, `epochs` and
     `max_per_class` do not apply); `calib_images` and `eval_images` set its BatchNorm
     recalibration and held-out sizes (`analysis.accuracy.supernet.evaluate_subnet`).
@@ -127,19 +185,30 @@ class AccuracyEvaluator:
 
     def __init__(self, method: str, *, img_size: int | None = None, epochs: int | None = None,
                  seed: int = 0, recipe: TrainRecipe | None = None,
-                 max_per_class: int | None = None, data: str = DIGITS,
+                 max_per_class: int | None = None, data: str | None = None,
                  proxy_batch_size: int = PROXY_BATCH_SIZE, threads: int = DEFAULT_THREADS,
                  progress: bool = False, calib_images: int = 256,
                  eval_images: int | None = 1000) -> None:
-        self.method = AccuracyMethod.parse(method)
+        parsed = AccuracyMethod.parse(method)
+        for what, named, given in (("dataset", parsed.data, data),
+                                   ("input side", parsed.img_size, img_size)):
+            if named is not None and given is not None and named != given:
+                raise ValueError(f"accuracy method {method}: its {what} {named} disagrees with "
+                                 f"the {given} asked for")
+        if parsed.kind == "proxy":
+            parsed = replace(parsed, data=parsed.data or data)
+        if parsed.kind != "supernet":
+            parsed = replace(parsed, img_size=parsed.img_size or img_size)
+        self.method = parsed
         recipe = recipe or TrainRecipe()
         if epochs is not None:
             recipe = TrainRecipe(**{**recipe.to_dict(), "epochs": epochs})
         self.recipe = recipe
-        self.img_size, self.seed, self.threads, self.progress = img_size, seed, threads, progress
+        self.img_size, self.seed, self.threads = parsed.img_size, seed, threads
+        self.progress = progress
         self.max_per_class, self.proxy_batch_size = max_per_class, proxy_batch_size
         self.calib_images, self.eval_images = calib_images, eval_images
-        self.source = self.method.name if self.method.kind == "train" else data
+        self.source = parsed.source
         self._dataset: ImageDataset | None = None
 
     @property

@@ -671,6 +671,17 @@ def load_supernet(path: str | Path) -> tuple[SuperNet, dict[str, Any]]:
     return _LOADED[key]
 
 
+FINGERPRINT_KEYS = ("step", "seed", "data", "space", "recipe")
+
+
+def supernet_fingerprint(record: dict[str, Any]) -> dict[str, Any]:
+    """What makes two checkpoints the same trained supernet (JSON-ready): the step reached,
+    the seed, the data, the space and the recipe's identity (not where the file lies)."""
+    return dict(step=int(record["step"]), seed=int(record["seed"]), data=dict(record["data"]),
+                space=record["space"],
+                recipe=SupernetRecipe.from_dict(record["recipe"]).identity())
+
+
 def supernet_dataset(record: dict[str, Any]) -> ImageDataset:
     """The dataset a supernet was trained on, at its resolution (held-out split for scores)."""
     data = record["data"]

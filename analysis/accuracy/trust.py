@@ -16,11 +16,9 @@ Rows are what `analysis.accuracy.rank_stats.correlation_table(scores, accuracy, 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 UNVALIDATED = "accuracy unvalidated"
@@ -102,49 +100,70 @@ def validated_default(table: Sequence[Mapping[str, Any]]) -> MethodChoice:
                         validated=tuple(str(r["method"]) for r in validated))
 
 
-@functools.cache
-def study_table(path: str | Path | None = None, *, n_resamples: int = 2000,
-                seed: int = 0) -> tuple[dict[str, Any], ...]:
-    """The correlation table of a committed proxy study (default: the digits study of
-    `analysis.accuracy.methods.STUDY_JSON`); proxies are named `proxy:NAME`."""
-    from .methods import STUDY_JSON, load_study, study_arrays
-    from .rank_stats import correlation_table
+def usable(row: Mapping[str, Any]) -> bool:
+    """A row a search can run here: a supernet row only while its checkpoint is present."""
+    from .studies import checkpoint_path
 
-    study = load_study(STUDY_JSON if path is None else path)
-    accuracy, scores, seconds = study_arrays(study)
-    table = correlation_table(scores, accuracy, {k: seconds[k] for k in scores},
-                              n_resamples=n_resamples, seed=seed)
-    data = study.get("dataset", {})
-    for row in table:
-        row["method"] = f"proxy:{row['method']}"
-        row["dataset"], row["img_size"] = data.get("name"), data.get("img_size")
-    return tuple(table)
+    return not row["method"].startswith("supernet:") or checkpoint_path(row["method"]).exists()
 
 
-def study_default(path: str | Path | None = None, *, n_resamples: int = 2000,
-                  seed: int = 0) -> MethodChoice:
-    """`validated_default` of a committed proxy study's table (`study_table`)."""
-    return validated_default(study_table(path, n_resamples=n_resamples, seed=seed))
+def study_default(*, n_resamples: int = 2000, seed: int = 0) -> MethodChoice:
+    """`validated_default` over every committed study's rows that a search can run here
+    (`analysis.accuracy.studies.committed_table`, `usable`)."""
+    from .studies import committed_table
+
+    return validated_default([r for r in committed_table(n_resamples, seed) if usable(r)])
 
 
-def trust_of(method: str, path: str | Path | None = None) -> dict[str, Any]:
+def _label(method: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    lo, hi = row["tau_ci"]
+    where = f" on {row['dataset']} {row['img_size']}×{row['img_size']}" \
+        if row.get("dataset") else ""
+    validated = is_validated(row)
+    verdict = "validated" if validated else UNVALIDATED
+    return {"method": method, "validated": validated, "tau": float(row["tau"]),
+            "tau_ci": [float(lo), float(hi)], "n": row.get("n"), "dataset": row.get("dataset"),
+            "img_size": row.get("img_size"),
+            "label": f"{method}{where}: Kendall τ {row['tau']:.2f} [{lo:.2f}, {hi:.2f}] "
+                     f"against standalone training, n={row.get('n')}: {verdict}"}
+
+
+def trust_of(method: str) -> dict[str, Any]:
     """What every output says about an accuracy method: whether a committed study validates
-    it, its Kendall τ [interval] and the study's data, in one `label`. Short training is the
-    reference the studies measure against; anything else not in a study is unvalidated."""
-    if method.startswith("train:"):
-        return {"method": method, "validated": True, "label": f"{method}: held-out top-1 "
-                "of short standalone training (the reference the proxy studies measure)"}
-    for row in study_table(path):
-        if row["method"] == method:
-            lo, hi = row["tau_ci"]
-            where = f" on {row['dataset']} {row['img_size']}×{row['img_size']}" \
-                if row.get("dataset") else ""
-            validated = is_validated(row)
-            verdict = "validated" if validated else UNVALIDATED
-            return {"method": method, "validated": validated, "tau": float(row["tau"]),
-                    "tau_ci": [float(lo), float(hi)], "dataset": row.get("dataset"),
-                    "img_size": row.get("img_size"),
-                    "label": f"{method}{where}: Kendall τ {row['tau']:.2f} [{lo:.2f}, "
-                             f"{hi:.2f}] against short training, n={row.get('n')}: {verdict}"}
-    return {"method": method, "validated": False,
-            "label": f"{method}: in no committed study: {UNVALIDATED}"}
+    it where it runs (dataset and resolution are part of the method string), its Kendall τ
+    [interval] and the study's data, in one `label`. Short training is the reference the
+    studies measure against. A supernet checkpoint inherits a study's τ only when it is the
+    checkpoint the study scored (same training and step: `supernet_fingerprint`). Anything
+    else is unvalidated, and the label says where the method was studied instead."""
+    from .methods import AccuracyMethod
+    from .studies import committed_table
+
+    parsed = AccuracyMethod.parse(method)
+    canonical = str(parsed)
+    if parsed.kind == "train":
+        return {"method": canonical, "validated": True, "label": f"{canonical}: held-out top-1 "
+                "of short standalone training (the reference the studies measure against)"}
+    table = committed_table()
+    if parsed.kind == "supernet":
+        from .supernet import load_supernet, supernet_fingerprint
+
+        try:
+            fingerprint = supernet_fingerprint(load_supernet(parsed.name)[1])
+        except ValueError as err:
+            return {"method": canonical, "validated": False,
+                    "label": f"{canonical}: in no committed study ({err}): {UNVALIDATED}"}
+        for row in table:
+            if row.get("supernet") == fingerprint:
+                return _label(canonical, row)
+        return {"method": canonical, "validated": False,
+                "label": f"{canonical}: in no committed study (no study scored this "
+                         f"checkpoint at step {fingerprint['step']}): {UNVALIDATED}"}
+    for row in table:
+        if row["method"] == canonical:
+            return _label(canonical, row)
+    studied = sorted({r["method"] for r in table if r["method"].startswith(
+        f"{parsed.kind}:{parsed.name}@") or r["method"] == f"{parsed.kind}:{parsed.name}"})
+    elsewhere = f" (studied as {', '.join(studied)})" if studied else ""
+    return {"method": canonical, "validated": False,
+            "label": f"{canonical}: in no committed study at this dataset and resolution"
+                     f"{elsewhere}: {UNVALIDATED}"}

@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "accuracy", cmd_accuracy,
                     "accuracy of a model: a zero-cost proxy or short training")
     p.add_argument("--method", default="train:digits",
-                   help="proxy:NAME (synflow, jacob_cov, snip, grad_norm, params, macs) | "
-                        "train:digits | train:PATH of an ImageFolder (default train:digits)")
+                   help="proxy:NAME[@DATA/SIZE] (synflow, jacob_cov, snip, grad_norm, params, "
+                        "macs) | train:digits|fashion-mnist|PATH[@SIZE] (PATH: an ImageFolder) | "
+                        "supernet:CKPT (default train:digits)")
     p.add_argument("--epochs", type=ranged_int(1, 1_000), default=None,
                    help="training epochs (default: the recipe's 3)")
     p.add_argument("--seed", type=SEED, default=0, help="init, batch-order and batch seed")
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train on at most K images per class (a quick slice)")
     p.add_argument("--threads", type=THREADS, default=1,
                    help="torch threads, 1..cores of this process (default 1)")
-    p.add_argument("--data", default="digits", metavar="digits|PATH",
+    p.add_argument("--data", default=None, metavar="digits|fashion-mnist|PATH",
                    help="where proxies take their mini-batch (default digits)")
     for action in p._actions:  # the shared --img-size help names 224 224; ours differs
         if action.dest == "img_size":

@@ -85,7 +85,9 @@ def _search_settings(args: argparse.Namespace, predictor: Path):
 
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
-    AccuracyMethod.parse(args.accuracy).check_source()  # a bad method fails before NNI starts
+    parsed = AccuracyMethod.parse(args.accuracy)
+    parsed.check_source()  # a bad method fails before NNI starts
+    args.accuracy = str(parsed)  # canonical: one name per method in every trial and output
     return SearchSettings(
         predictor=predictor, accuracy=args.accuracy, tuner=args.tuner,
         max_trials=args.trials, concurrency=args.concurrency, seed=args.seed,
@@ -266,8 +268,11 @@ def cmd_demo(args: argparse.Namespace) -> dict:
 
 def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
     p.add_argument("--accuracy", default=None,
-                   help="accuracy objective: proxy:NAME | train:digits | train:PATH (default: "
-                        "the proxy study's pick, best per second of compute)")
+                   help="accuracy objective: proxy:NAME[@DATA/SIZE] | "
+                        "train:digits|fashion-mnist|PATH[@SIZE] | supernet:CKPT (default: the "
+                        "committed studies' pick, the best validated per second of compute; "
+                        "when none is validated, the best τ, and every output says "
+                        "'accuracy unvalidated')")
     p.add_argument("--tuner", choices=WORKING_TUNERS, default=WORKING_TUNERS[0],
                    help="pareto-* is the suite's multi-objective ParetoTuner with that optuna "
                         "sampler (default pareto-gp); the others are NNI's built-in tuners, "

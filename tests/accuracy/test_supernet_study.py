@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from analysis.accuracy import FASHION_MNIST_DIR
+from analysis.accuracy import (
+    FASHION_MNIST_DIR,
+    SupernetRecipe,
+    fashion_table,
+    supernet_fingerprint,
+    train_supernet,
+)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "supernet_study.py"
 
@@ -56,6 +62,28 @@ def test_two_shards_fill_one_study_and_a_rerun_trains_nothing(tmp_path, capsys):
     assert study.main(["--smoke", "--json", str(path)]) == 0  # everything is there
     after = json.loads(path.read_text())
     assert after["configs"] == json.loads(before)["configs"]
+
+    # the supernet column, in a later pass, from a checkpoint of the suite's own training
+    record = train_supernet(tmp_path / "supernet", data="fashion-mnist", img_size=32,
+                            max_per_class=5, recipe=SupernetRecipe(steps=1, batch_size=10,
+                                                                   random_subnets=0))
+    assert study.main(["--smoke", "--json", str(path), "--supernet",
+                       str(tmp_path / "supernet")]) == 0
+    scored = json.loads(path.read_text())
+    for row in scored["configs"]:
+        assert 0.0 <= row["supernet"] <= 1.0 and 0.0 <= row["supernet_full"] <= 1.0
+        assert row["supernet_seconds"] > 0
+    assert scored["supernet"]["eval_images"] == 300 and scored["supernet"]["step"] == 1
+    rows = [r for r in fashion_table(scored, n_resamples=100)
+            if r["method"].startswith("supernet:")]
+    assert len(rows) == 1 and rows[0]["supernet"] == supernet_fingerprint(record)
+    assert any(r["method"].startswith("supernet:") for r in scored["summary"]["table"])
+    other = train_supernet(tmp_path / "other", data="fashion-mnist", img_size=32,
+                           max_per_class=5, recipe=SupernetRecipe(steps=2, batch_size=10,
+                                                                  random_subnets=0))
+    assert other["step"] == 2
+    with pytest.raises(SystemExit, match="--rescore-supernet"):
+        study.main(["--smoke", "--json", str(path), "--supernet", str(tmp_path / "other")])
 
 
 def test_a_file_with_other_settings_is_refused(tmp_path):

@@ -3,16 +3,27 @@ among those, the cheapest one not significantly worse than the best."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from analysis.accuracy import (
+    DIGITS_STUDY,
+    PROXIES,
     UNVALIDATED,
+    AccuracyEvaluator,
+    AccuracyMethod,
+    SupernetRecipe,
     correlation_table,
+    digits_table,
+    fashion_table,
     is_validated,
     study_default,
+    supernet_fingerprint,
+    train_supernet,
+    trust_of,
     validated_default,
 )
 
@@ -72,6 +83,113 @@ def test_the_rule_on_a_real_correlation_table() -> None:
 
 def test_the_committed_digits_study_validates_nothing() -> None:
     """Issue 16: the digits saturate, so no proxy's τ differs from 0 there."""
-    choice = study_default(n_resamples=500)
+    choice = validated_default(digits_table(json.loads(DIGITS_STUDY.read_text()),
+                                            n_resamples=500))
     assert choice.method is None and UNVALIDATED in choice.label()
     assert math.isfinite(choice.best_unvalidated["tau"])
+
+
+# ---- where a method runs is part of its name, and of its trust ------------------------------
+
+@pytest.mark.parametrize("text, canonical, source, size", [
+    ("proxy:snip", "proxy:snip", "digits", None),
+    ("proxy:snip@digits/32", "proxy:snip", "digits", 32),  # the defaults, written out
+    ("proxy:snip@fashion-mnist/64", "proxy:snip@fashion-mnist/64", "fashion-mnist", 64),
+    ("proxy:snip@fashion-mnist", "proxy:snip@fashion-mnist", "fashion-mnist", None),
+    ("proxy:snip@64", "proxy:snip@64", "digits", 64),
+    ("train:fashion-mnist@64", "train:fashion-mnist@64", "fashion-mnist", 64),
+    ("train:fashion-mnist@32", "train:fashion-mnist", "fashion-mnist", 32),
+    ("train:/data/a@b", "train:/data/a@b", "/data/a@b", None),  # an @ inside a path
+    ("supernet:runs/a@64", "supernet:runs/a@64", None, None),  # a checkpoint fixes both
+])
+def test_a_method_string_names_where_it_runs(text, canonical, source, size) -> None:
+    method = AccuracyMethod.parse(text)
+    assert str(method) == canonical and method.source == source and method.img_size == size
+    assert AccuracyMethod.parse(canonical) == AccuracyMethod.parse(str(method))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("proxy:snip@", "after @ a proxy takes"),
+    ("proxy:snip@fashion-mnist/", "after @ a proxy takes"),
+    ("proxy:snip@a/b", "after @ a proxy takes"),
+    ("proxy:snip@16", "below the 32 pixels"),
+    ("train:digits@big", "training takes @SIZE"),
+    ("proxy:nope@fashion-mnist/64", "unknown proxy"),
+])
+def test_a_malformed_where_is_named(text, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        AccuracyMethod.parse(text)
+
+
+def test_an_evaluator_refuses_a_size_that_contradicts_its_method() -> None:
+    with pytest.raises(ValueError, match="input side 64 disagrees with the 32"):
+        AccuracyEvaluator("proxy:snip@fashion-mnist/64", img_size=32)
+    evaluator = AccuracyEvaluator("proxy:snip", data="fashion-mnist", img_size=64)
+    assert str(evaluator.method) == "proxy:snip@fashion-mnist/64"
+
+
+def test_a_proxy_is_trusted_only_where_it_was_studied() -> None:
+    digits = trust_of("proxy:jacob_cov@digits/32")
+    assert digits["method"] == "proxy:jacob_cov" and digits["dataset"] == "digits"
+    elsewhere = trust_of("proxy:jacob_cov@digits/64")
+    assert not elsewhere["validated"] and "tau" not in elsewhere
+    assert "in no committed study at this dataset and resolution" in elsewhere["label"]
+    assert "studied as proxy:jacob_cov" in elsewhere["label"]
+
+
+def study_file(tmp_path, n: int, supernet: dict | None) -> dict:
+    """A hand-made Fashion-MNIST study: synflow ranks like training, snip reversed."""
+    accuracy = np.linspace(0.80, 0.90, n)
+    rows = []
+    for i, acc in enumerate(accuracy):
+        row = dict(name=f"c{i}", accuracy=float(acc),
+                   proxies={p: float(i if p == "synflow" else -i if p == "snip" else i % 2)
+                            for p in PROXIES},
+                   proxy_seconds={p: 0.1 for p in PROXIES}, train_seconds=60.0)
+        if supernet is not None:
+            row.update(supernet=float(acc), supernet_seconds=2.0)
+        rows.append(row)
+    return dict(settings=dict(img_size=64, epochs=10), configs=rows, noise=[],
+                **({"supernet": supernet} if supernet else {}))
+
+
+def test_the_fashion_table_names_each_method_where_it_ran(tmp_path) -> None:
+    assert fashion_table(study_file(tmp_path, 3, None)) == []  # too few configs
+    table = {r["method"]: r for r in fashion_table(study_file(tmp_path, 8, None),
+                                                   n_resamples=300)}
+    assert set(table) == {f"proxy:{p}@fashion-mnist/64" for p in PROXIES}
+    assert table["proxy:synflow@fashion-mnist/64"]["tau"] == pytest.approx(1.0)
+    assert table["proxy:snip@fashion-mnist/64"]["tau"] == pytest.approx(-1.0)
+    assert all(r["dataset"] == "fashion-mnist" and r["img_size"] == 64 for r in table.values())
+
+
+def test_a_supernet_inherits_a_study_tau_only_for_the_checkpoint_scored(
+        tmp_path, monkeypatch) -> None:
+    from test_supernet import TINY_SPACE
+
+    from analysis.accuracy import studies
+
+    recipe = SupernetRecipe(steps=2, batch_size=16, random_subnets=0)
+    kwargs = dict(data="digits", img_size=32, space=TINY_SPACE, max_per_class=20,
+                  recipe=recipe)
+    record = train_supernet(tmp_path / "scored", stop_after=1, **kwargs)
+    train_supernet(tmp_path / "other", **kwargs)  # the same training, one step further
+    study = study_file(tmp_path, 8, dict(path=str(tmp_path / "scored"),
+                                         **supernet_fingerprint(record)))
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(study))
+    monkeypatch.setattr(studies, "FASHION_STUDY", path)
+    studies.committed_table.cache_clear()
+    try:
+        scored = trust_of(f"supernet:{tmp_path / 'scored'}")
+        assert scored["validated"] and scored["tau"] == pytest.approx(1.0)
+        assert "on fashion-mnist 64×64: Kendall τ 1.00" in scored["label"]
+        other = trust_of(f"supernet:{tmp_path / 'other'}")
+        assert not other["validated"] and "no study scored this checkpoint at step 2" in \
+            other["label"]
+        # the supernet and synflow are both validated at τ 1; synflow is cheaper (0.1 s)
+        choice = study_default(n_resamples=300)
+        assert choice.method == "proxy:synflow@fashion-mnist/64"
+        assert f"supernet:{tmp_path / 'scored'}" in choice.validated
+    finally:
+        studies.committed_table.cache_clear()

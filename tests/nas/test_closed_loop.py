@@ -104,9 +104,9 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
     """The digits study validates no proxy: the front's column is a score, and the table says
     "accuracy unvalidated" with the method's τ [interval]; short training is an accuracy."""
     from analysis.accuracy import trust_of
-    from analysis.nas import default_accuracy_method, front_table, value_name
+    from analysis.nas import front_table, value_name
 
-    method = default_accuracy_method()
+    method = "proxy:jacob_cov"
     trust = trust_of(method)
     assert not trust["validated"] and value_name(trust) == "score"
     assert "accuracy unvalidated" in trust["label"] and "Kendall τ" in trust["label"]

@@ -13,6 +13,7 @@ from conftest import REPO_ROOT
 from privately import experiment_id, run_search_privately
 
 import edgevit
+from analysis.accuracy import AccuracyMethod
 from analysis.cost import model_cost
 from analysis.latency import MacsLinear
 from analysis.nas import (
@@ -48,7 +49,16 @@ def test_trial_runs_alone_with_defaults(predictor) -> None:
     assert EdgeViTConfig.from_json(result["config"]) == xxs
     assert result["macs"] == 551_262_816 and result["params"] == 4_067_704
     assert result["latency_ms"] == pytest.approx(40.0 * 0.551262816 + 3.0)
-    assert result["accuracy_method"] == default_accuracy_method() == "proxy:jacob_cov"
+    # the committed studies' pick, by its canonical name (where it runs included)
+    assert result["accuracy_method"] == default_accuracy_method()
+    assert result["accuracy_method"] == str(AccuracyMethod.parse(result["accuracy_method"]))
+
+
+def test_a_negative_proxy_scores_and_its_reward_is_tchebycheff(predictor) -> None:
+    proc = run_trial("--predictor", str(predictor), "--accuracy", "proxy:jacob_cov@digits/32")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["accuracy_method"] == "proxy:jacob_cov"  # the canonical name
     assert result["accuracy"] < 0  # jacob_cov: the default scalarisation must cope
     predictor_model = MacsLinear.load(predictor)
     ranges = objective_ranges(result["accuracy_method"], predictor_model.predict)
@@ -58,7 +68,8 @@ def test_trial_runs_alone_with_defaults(predictor) -> None:
 
 
 def test_trial_refuses_mnas_with_a_negative_proxy(predictor) -> None:
-    proc = run_trial("--predictor", str(predictor), "--scalarization", "mnas")
+    proc = run_trial("--predictor", str(predictor), "--scalarization", "mnas",
+                     "--accuracy", "proxy:jacob_cov")
     assert proc.returncode != 0 and "positive accuracy" in proc.stderr
 
 
