@@ -101,10 +101,17 @@ def validated_default(table: Sequence[Mapping[str, Any]]) -> MethodChoice:
 
 
 def usable(row: Mapping[str, Any]) -> bool:
-    """A row a search can run here: a supernet row only while its checkpoint is present."""
+    """A row a search can run here: a supernet row only while its checkpoint is present, a
+    Fashion-MNIST row only where the dataset is installed."""
+    from .datasets import FASHION_MNIST
+    from .fashion_mnist import fashion_mnist_dir
+    from .methods import AccuracyMethod
     from .studies import checkpoint_path
 
-    return not row["method"].startswith("supernet:") or checkpoint_path(row["method"]).exists()
+    method = AccuracyMethod.parse(row["method"])
+    if method.kind == "supernet":
+        return checkpoint_path(row["method"]).exists()
+    return method.source != FASHION_MNIST or fashion_mnist_dir().is_dir()
 
 
 def study_default(*, n_resamples: int = 2000, seed: int = 0) -> MethodChoice:

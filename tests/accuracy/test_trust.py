@@ -193,3 +193,15 @@ def test_a_supernet_inherits_a_study_tau_only_for_the_checkpoint_scored(
         assert f"supernet:{tmp_path / 'scored'}" in choice.validated
     finally:
         studies.committed_table.cache_clear()
+
+
+def test_the_default_is_one_this_machine_can_run(tmp_path, monkeypatch) -> None:
+    """Without Fashion-MNIST installed, the default comes from the rows that can still run."""
+    from analysis.accuracy import FASHION_MNIST_ENV, committed_table, usable
+
+    monkeypatch.setenv(FASHION_MNIST_ENV, str(tmp_path / "absent"))
+    rows = committed_table()
+    assert not any(usable(r) for r in rows if "fashion-mnist" in r["method"])
+    choice = study_default()
+    method = choice.method or choice.best_unvalidated["method"]
+    assert "fashion-mnist" not in method and usable(dict(method=method))
