@@ -212,7 +212,7 @@ def test_an_image_folder_trains_end_to_end(tmp_path) -> None:
                                    num_classes=2, in_chans=3, img_size=32)
     result = AccuracyEvaluator(f"train:{tmp_path / 'data'}", img_size=32, epochs=1,
                                progress=False).evaluate(TINY)
-    assert result.method == f"train:{tmp_path / 'data'}"
+    assert result.method == f"train:{tmp_path / 'data'}@32"  # a folder's default side is 224
     assert 0.0 <= result.accuracy <= 1.0 and result.details["n_test"] == 4
     proxy = AccuracyEvaluator("proxy:snip", data=str(tmp_path / "data"), img_size=32).evaluate(TINY)
     assert math.isfinite(proxy.accuracy) and proxy.details["batch_size"] == 16
