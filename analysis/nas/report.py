@@ -307,7 +307,9 @@ def front_table(front: pd.DataFrame, method: str) -> str:
         config = EdgeViTConfig.from_json(row["config"])
         times = (f"{row['predicted_latency_ms']:9.2f} {row['measured_latency_ms']:9.2f} "
                  f"{int(row['measured_round']):5d}" if measured else f"{row['latency_ms']:10.2f}")
-        lines.append(f"{times} {row['accuracy']:9.4f} {row['macs'] / 1e9:6.3f}  "
+        value = (f"{row['accuracy']:9.4f}" if value_name(trust) == "accuracy"
+                 else f"{row['accuracy']:9.4g}")  # a raw score may be 1e14 (synflow)
+        lines.append(f"{times} {value} {row['macs'] / 1e9:6.3f}  "
                      f"{list(config.widths)} / {list(config.depths)} / "
                      f"{list(config.sample_rates)}")
     return "\n".join(lines)
