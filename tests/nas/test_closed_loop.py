@@ -110,9 +110,11 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
     trust = trust_of(method)
     assert not trust["validated"] and value_name(trust) == "score"
     assert "accuracy unvalidated" in trust["label"] and "Kendall τ" in trust["label"]
-    front = trials.head(3).assign(latency_ms=[1.0, 2.0, 3.0], macs=[1e9] * 3)
+    front = trials.head(3).assign(latency_ms=[1.0, 2.0, 3.0], macs=[1e9] * 3,
+                                  accuracy=[-750.25, 2.0, 1.5e14])
     table = front_table(front, method)
     assert table.splitlines()[0] == trust["label"] and " score " in table.splitlines()[1]
+    assert " -750.2 " in table and " 1.5e+14 " in table  # a raw score keeps 4 digits at any scale
     assert value_name(trust_of("train:fashion-mnist")) == "accuracy"
     assert "in no committed study" in trust_of("supernet:runs/x")["label"]
 
