@@ -77,6 +77,7 @@ from edgevit import preset_config  # noqa: E402
 from edgevit.config import EdgeViTConfig  # noqa: E402
 
 STUDY_JSON = REPO_ROOT / "analysis" / "accuracy" / "data" / "supernet_study.json"
+EVAL_PREFIXES = (250, 500, 1000, 2000, 5000)  # held-out images: the supernet_prefix columns
 PRESETS = ("edgevit_xxs", "edgevit_xs", "edgevit_s")
 
 
@@ -193,9 +194,14 @@ def summarize(study: dict[str, Any], resamples: int) -> dict[str, Any]:
         extra = {f"standalone after epoch {e}": (np.array([r["curve"][e - 1] for r in rows]),
                                                  train_seconds * e / epochs)
                  for e in range(1, epochs)}
+    if all("supernet_prefix" in r for r in rows):  # the supernet on fewer held-out images
+        for m in rows[0]["supernet_prefix"]:  # seconds not timed per prefix: NaN
+            if all(m in r["supernet_prefix"] for r in rows):
+                extra[f"supernet on the first {m} held-out images"] = (
+                    np.array([r["supernet_prefix"][m] for r in rows]), float("nan"))
     table = fashion_table(study, n_resamples=resamples, extra=extra)
     accuracy = np.array([r["accuracy"] for r in rows])
-    methods = [row for row in table if not row["method"].startswith("standalone")]
+    methods = [row for row in table if row["method"].startswith(("proxy:", "supernet:"))]
     noise = [r["accuracy"] for r in study["noise"]]
     xxs = [r["accuracy"] for r in rows if r["name"] == "edgevit_xxs"] + noise
     seed_std = float(np.std(xxs, ddof=1)) if len(xxs) >= 2 else None
@@ -334,8 +340,9 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     """Fill the supernet columns of every row that lacks them: `supernet`, the subnet's top-1
     as a search's `supernet:CKPT` scores it (BatchNorm recalibrated on CALIB_IMAGES training
     images, top-1 on the first --eval-images held-out ones, default EVAL_IMAGES), with its
-    seconds; and `supernet_full`, top-1 on the study's whole held-out set (--max-test; what the
-    1,000-image estimate costs in ranking)."""
+    seconds; and `supernet_full`, top-1 on the study's whole held-out set (--max-test), with
+    `supernet_prefix`, top-1 on its first M images for each M of EVAL_PREFIXES, from the same
+    pass (how the ranking degrades as a search evaluates fewer images, and faster)."""
     supernet, record = load_supernet(args.supernet)
     if (record["data"]["source"], record["data"]["img_size"]) != ("fashion-mnist",
                                                                   args.img_size):
@@ -359,8 +366,9 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
             quick = evaluate_subnet(supernet, config, dataset, eval_images=args.eval_images,
                                     seed=args.seed)
             full = evaluate_subnet(supernet, config, dataset, eval_images=args.max_test,
-                                   seed=args.seed)
-            scored[row["name"]] = (quick.top1, quick.seconds, full.top1)
+                                   seed=args.seed, prefixes=EVAL_PREFIXES)
+            scored[row["name"]] = (quick.top1, quick.seconds, full.top1,
+                                   {str(m): c / m for m, c in full.prefix_correct.items()})
             print(f"{row['name']}: supernet {quick.top1:.4f} on {quick.n_test} images "
                   f"({quick.seconds:.1f} s), {full.top1:.4f} on all {full.n_test}; "
                   f"standalone {row['accuracy']:.4f}", flush=True)
@@ -369,8 +377,8 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         st["supernet"] = identity
         for row in st["configs"]:
             if row["name"] in scored:
-                row["supernet"], row["supernet_seconds"], row["supernet_full"] = \
-                    scored[row["name"]]
+                (row["supernet"], row["supernet_seconds"], row["supernet_full"],
+                 row["supernet_prefix"]) = scored[row["name"]]
 
     update(args.json, settings, fill, args.commit,
            f"supernet study: supernet column from step {identity['step']}")

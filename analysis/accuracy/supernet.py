@@ -66,7 +66,7 @@ import platform
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -364,6 +364,7 @@ class SubnetScore:
     n_test: int
     calib_images: int
     seconds: float  # extraction, recalibration and evaluation
+    prefix_correct: dict[int, int] = field(default_factory=dict)  # M -> correct of the first M
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -371,11 +372,14 @@ class SubnetScore:
 
 def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDataset, *,
                     calib_images: int = CALIB_IMAGES, eval_images: int | None = EVAL_IMAGES,
-                    batch_size: int = 256, seed: int = 0, fuse: bool = True) -> SubnetScore:
+                    batch_size: int = 256, seed: int = 0, fuse: bool = True,
+                    prefixes: Sequence[int] = ()) -> SubnetScore:
     """Extract, recalibrate BatchNorm on `calib_images` training images (a seeded draw), and
     measure top-1 on the first `eval_images` held-out images (all when None) — with the
     subnet in its fused inference form (`EdgeViT.fuse`, outputs equal to float32 rounding;
-    measured 1.35× faster on the XXS preset at 64×64) unless `fuse` is False."""
+    measured 1.35× faster on the XXS preset at 64×64) unless `fuse` is False. `prefixes`
+    also counts the correct among the first M held-out images for each M ≤ n_test (what a
+    smaller `eval_images` would have scored, from the same pass)."""
     start = time.perf_counter()
     model = extract_subnet(supernet, config)
     n_calib = min(calib_images, len(dataset.train))
@@ -387,13 +391,19 @@ def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDat
     if fuse:
         model.fuse()
     n_test = len(dataset.test) if eval_images is None else min(eval_images, len(dataset.test))
-    correct = 0
+    correct, prefix_correct = 0, {}
+    marks = sorted({int(m) for m in prefixes if 0 < m <= n_test})
     with torch.inference_mode():
         for i in range(0, n_test, batch_size):
             images, labels = gather(dataset.test, torch.arange(i, min(i + batch_size, n_test)))
-            correct += int((model(images).argmax(dim=1) == labels).sum())
+            hits = model(images).argmax(dim=1) == labels  # (B,)
+            for m in marks:
+                if i < m <= i + len(labels):
+                    prefix_correct[m] = correct + int(hits[:m - i].sum())
+            correct += int(hits.sum())
     return SubnetScore(top1=correct / n_test, correct=correct, n_test=n_test,
-                       calib_images=n_calib, seconds=time.perf_counter() - start)
+                       calib_images=n_calib, seconds=time.perf_counter() - start,
+                       prefix_correct=prefix_correct)
 
 
 # ---- training ----------------------------------------------------------------------------------

@@ -181,6 +181,18 @@ def test_fused_and_faithful_evaluation_agree(supernet) -> None:
         assert fused.calib_images == 40
 
 
+def test_prefix_counts_equal_scoring_fewer_images(supernet) -> None:
+    data = load_digits_dataset(32)  # 360 held-out images: prefixes cross batch edges
+    config = configs(supernet, 1)[0]
+    full = evaluate_subnet(supernet, config, data, calib_images=40, eval_images=None,
+                           batch_size=64, prefixes=(1, 64, 100, 300, 10_000))
+    assert set(full.prefix_correct) == {1, 64, 100, 300}  # 10,000 > the held-out split
+    for m, correct in full.prefix_correct.items():
+        alone = evaluate_subnet(supernet, config, data, calib_images=40, eval_images=m,
+                                batch_size=64)
+        assert alone.correct == correct and alone.n_test == m
+
+
 def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
     """4 steps straight == 2 steps, then resume for 2: the same weights and losses; the
     checkpoint loads with weights_only; `supernet:CKPT` scores a subnet."""

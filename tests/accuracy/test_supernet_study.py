@@ -73,6 +73,9 @@ def test_two_shards_fill_one_study_and_a_rerun_trains_nothing(tmp_path, capsys):
     for row in scored["configs"]:
         assert 0.0 <= row["supernet"] <= 1.0 and 0.0 <= row["supernet_full"] <= 1.0
         assert row["supernet_seconds"] > 0
+        # the same images in the same order: the 300-image score is the full pass's prefix
+        assert set(row["supernet_prefix"]) == {"250"}
+        assert row["supernet_full"] == row["supernet"]
     assert scored["supernet"]["eval_images"] == 300 and scored["supernet"]["step"] == 1
     rows = [r for r in fashion_table(scored, n_resamples=100)
             if r["method"].startswith("supernet:")]
