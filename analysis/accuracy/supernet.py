@@ -598,6 +598,10 @@ def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: in
             if differ:
                 raise ValueError(f"{ckpt_path} was trained with another {', '.join(differ)}: "
                                  "resume with the same settings, or choose another --out")
+            if "optimizer" not in ckpt:
+                raise ValueError(f"{ckpt_path} is an inference export (weights "
+                                 f"{ckpt.get('weights_dtype')}, no optimizer state): it cannot "
+                                 "be resumed; resume the training checkpoint it came from")
             supernet.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             step, losses, seconds = ckpt["step"], list(ckpt["losses"]), ckpt["seconds"]
@@ -681,15 +685,43 @@ def load_supernet(path: str | Path) -> tuple[SuperNet, dict[str, Any]]:
     return _LOADED[key]
 
 
-FINGERPRINT_KEYS = ("step", "seed", "data", "space", "recipe")
+FINGERPRINT_KEYS = ("step", "seed", "data", "space", "recipe", "weights_dtype")
 
 
 def supernet_fingerprint(record: dict[str, Any]) -> dict[str, Any]:
     """What makes two checkpoints the same trained supernet (JSON-ready): the step reached,
-    the seed, the data, the space and the recipe's identity (not where the file lies)."""
+    the seed, the data, the space, the recipe's identity and the stored precision (an fp16
+    export scores slightly differently), not where the file lies."""
     return dict(step=int(record["step"]), seed=int(record["seed"]), data=dict(record["data"]),
                 space=record["space"],
-                recipe=SupernetRecipe.from_dict(record["recipe"]).identity())
+                recipe=SupernetRecipe.from_dict(record["recipe"]).identity(),
+                weights_dtype=record.get("weights_dtype", "float32"))
+
+
+EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def export_supernet(src: str | Path, dst: str | Path, *, dtype: str = "float16"
+                    ) -> dict[str, Any]:
+    """Write the weights of checkpoint `src` (file or folder) to file `dst` for inference only:
+    floating tensors in `dtype`, no optimizer state (it cannot be resumed), the record kept
+    with `weights_dtype`; `load_supernet` reads it back in float32. Returns the record. A
+    full-space supernet is 29.2 M parameters: 58 MB in float16 against 351 MB for a training
+    checkpoint (fp32 weights and AdamW's two moments)."""
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"export dtype {dtype!r}: expected one of {sorted(EXPORT_DTYPES)}")
+    src_path, dst = _checkpoint_path(src), Path(dst)
+    if dst.resolve() == src_path.resolve():
+        raise ValueError(f"{dst}: the export would overwrite its own source")
+    load_supernet(src_path)  # a ValueError naming the problem for anything that is not ours
+    ckpt = torch.load(src_path, map_location="cpu", weights_only=True)
+    model = {k: v.to(EXPORT_DTYPES[dtype]) if v.is_floating_point() else v
+             for k, v in ckpt["model"].items()}
+    record = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
+    record["weights_dtype"] = dtype
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(dict(record, model=model), dst)
+    return record
 
 
 def supernet_dataset(record: dict[str, Any]) -> ImageDataset:

@@ -4,6 +4,7 @@ train   sandwich training into a folder (`supernet.pt` + `supernet.json`); `--re
         from the last checkpoint, `--stop-after K` ends this run after K steps. Runs under
         `torchrun --nproc-per-node N` as well (data-parallel; gloo on CPUs, NCCL on GPUs).
 eval    a subnet's held-out top-1 with inherited weights (BatchNorm recalibrated).
+export  the weights alone in float16 (no optimizer state): a file to commit or ship.
 """
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ def cmd_eval(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
+    from analysis.accuracy import export_supernet
+
+    record = export_supernet(args.checkpoint, args.out, dtype=args.dtype)
+    size_mb = Path(args.out).stat().st_size / 1e6
+    if not args.json:
+        print(f"exported step {record['step']} of {args.checkpoint} to {args.out}: weights in "
+              f"{args.dtype}, {size_mb:.1f} MB, no optimizer state (for inference: "
+              f"supernet:{args.out})")
+    return dict(record, size_mb=size_mb, out=str(args.out))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supernet", help="train or evaluate a weight-sharing supernet",
                        description=__doc__)
@@ -129,3 +142,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="held-out images scored (default the first 1000)")
     e.add_argument("--seed", type=SEED, default=0, help="calibration draw seed")
     e.add_argument("--threads", type=THREADS, default=1, help="torch threads (default 1)")
+    x = add_command(group, "export", cmd_export,
+                    "the weights alone, in float16 (default), for inference and commits",
+                    model=False)
+    x.add_argument("checkpoint", help="supernet.pt or its folder")
+    x.add_argument("--out", required=True, metavar="FILE", help="the exported .pt file")
+    x.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16",
+                   help="stored precision of the floating tensors (default float16)")

@@ -18,6 +18,7 @@ from analysis.accuracy.supernet import (
     SupernetRecipe,
     _first_slice,
     evaluate_subnet,
+    export_supernet,
     extract_subnet,
     global_batch,
     load_supernet,
@@ -28,6 +29,7 @@ from analysis.accuracy.supernet import (
     space_from_dict,
     space_to_dict,
     step_subnets,
+    supernet_fingerprint,
     train_supernet,
 )
 from analysis.cost.search_space import SearchSpace
@@ -230,6 +232,45 @@ def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
     assert AccuracyMethod.parse(f"supernet:{tmp_path}").kind == "supernet"
     with pytest.raises(ValueError, match="supernet checkpoint not found"):
         AccuracyEvaluator(f"supernet:{tmp_path / 'nowhere'}").evaluate(net.largest)
+
+
+def test_an_fp16_export_loads_scores_alike_and_cannot_be_resumed(tmp_path, capsys) -> None:
+    from analysis.cli import main
+
+    options = dict(data="digits", img_size=32, space=TINY_SPACE, max_per_class=8,
+                   recipe=SupernetRecipe(steps=2, **TINY_RECIPE))
+    record = train_supernet(tmp_path / "run", **options)
+    out = tmp_path / "ship" / "supernet-fp16.pt"
+    assert main(["supernet", "export", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert "weights in float16" in capsys.readouterr().out
+    stored = torch.load(out, weights_only=True)
+    assert "optimizer" not in stored and stored["weights_dtype"] == "float16"
+    assert all(v.dtype == torch.float16 for v in stored["model"].values()
+               if v.is_floating_point())
+    full = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    weights_fp32 = sum(v.numel() * 4 for v in full["model"].values() if v.is_floating_point())
+    assert sum(v.numel() * v.element_size() for v in stored["model"].values()
+               if v.is_floating_point()) == weights_fp32 // 2
+    # the training checkpoint also holds AdamW's two moments in float32
+    assert out.stat().st_size < (tmp_path / "run" / CHECKPOINT_NAME).stat().st_size / 3
+
+    net32, meta32 = load_supernet(tmp_path / "run")
+    net16, meta16 = load_supernet(out)
+    assert next(net16.parameters()).dtype == torch.float32  # computed in float32
+    fp32, fp16 = supernet_fingerprint(meta32), supernet_fingerprint(meta16)
+    assert fp32 == supernet_fingerprint(record) and fp16 == dict(fp32, weights_dtype="float16")
+    data = load_digits_dataset(32, max_per_class=8)
+    for config in configs(net32, 2):
+        a = evaluate_subnet(net32, config, data, calib_images=40, eval_images=None)
+        b = evaluate_subnet(net16, config, data, calib_images=40, eval_images=None)
+        assert abs(a.correct - b.correct) <= 2  # fp16 rounding may flip a borderline image
+
+    (tmp_path / "again").mkdir()
+    out.rename(tmp_path / "again" / CHECKPOINT_NAME)
+    with pytest.raises(ValueError, match="inference export.*cannot be resumed"):
+        train_supernet(tmp_path / "again", resume=True, **options)
+    with pytest.raises(ValueError, match="overwrite its own source"):
+        export_supernet(tmp_path / "run", tmp_path / "run" / CHECKPOINT_NAME)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
