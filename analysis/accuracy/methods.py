@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from analysis.runtime import torch_threads
-from edgevit.config import MIN_IMG_SIZE, EdgeViTConfig
+from edgevit.config import MAX_IMG_SIZE, MIN_IMG_SIZE, EdgeViTConfig
 
 from .datasets import (
     DIGITS,
@@ -113,6 +113,9 @@ class AccuracyMethod:
         if size is not None and size < MIN_IMG_SIZE:
             raise ValueError(f"accuracy method {method!r}: input side {size} is below the "
                              f"{MIN_IMG_SIZE} pixels EdgeViT needs")
+        if size is not None and size > MAX_IMG_SIZE:
+            raise ValueError(f"accuracy method {method!r}: input sides above {MAX_IMG_SIZE} "
+                             "pixels are not supported")
         return cls(kind, name, data, size)
 
     @property

@@ -711,9 +711,21 @@ def export_supernet(src: str | Path, dst: str | Path, *, dtype: str = "float16"
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"export dtype {dtype!r}: expected one of {sorted(EXPORT_DTYPES)}")
     src_path, dst = _checkpoint_path(src), Path(dst)
-    if dst.resolve() == src_path.resolve():
-        raise ValueError(f"{dst}: the export would overwrite its own source")
     load_supernet(src_path)  # a ValueError naming the problem for anything that is not ours
+    try:
+        same = dst.resolve() == src_path.resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
+        raise ValueError(f"--out {dst}: {err}") from None
+    if same:
+        raise ValueError(f"{dst}: the export would overwrite its own source")
+    if dst.is_dir() or (dst.exists() and not dst.is_file()):
+        raise ValueError(f"--out {dst}: a folder or special file; name the .pt file to write")
+    if dst.exists():  # replace only a supernet checkpoint of ours, never another file
+        try:
+            load_supernet(dst)
+        except ValueError:
+            raise ValueError(f"--out {dst} exists and is not a supernet checkpoint: refusing "
+                             "to overwrite it") from None
     ckpt = torch.load(src_path, map_location="cpu", weights_only=True)
     model = {k: v.to(EXPORT_DTYPES[dtype]) if v.is_floating_point() else v
              for k, v in ckpt["model"].items()}

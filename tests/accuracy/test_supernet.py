@@ -271,6 +271,14 @@ def test_an_fp16_export_loads_scores_alike_and_cannot_be_resumed(tmp_path, capsy
         train_supernet(tmp_path / "again", resume=True, **options)
     with pytest.raises(ValueError, match="overwrite its own source"):
         export_supernet(tmp_path / "run", tmp_path / "run" / CHECKPOINT_NAME)
+    foreign = tmp_path / "notes.pt"
+    foreign.write_bytes(b"someone else's file")
+    with pytest.raises(ValueError, match="is not a supernet checkpoint: refusing"):
+        export_supernet(tmp_path / "run", foreign)
+    assert foreign.read_bytes() == b"someone else's file"
+    with pytest.raises(ValueError, match="a folder or special file"):
+        export_supernet(tmp_path / "run", tmp_path / "ship")
+    export_supernet(tmp_path / "run", tmp_path / "again" / CHECKPOINT_NAME)  # ours: replaced
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:

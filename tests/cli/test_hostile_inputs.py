@@ -251,6 +251,9 @@ def build_cases(work: Path, hostile: dict[str, Path], theirs: dict[str, Path],
         "supernet-eval": (["supernet", "eval", str(pickle_ckpt), "edgevit_xxs"],
                           {"CKPT": "read", "--calib-images": "int", "--eval-images": "int",
                            "--seed": "int", "--threads": "int"}),
+        "supernet-export": (["supernet", "export", str(pickle_ckpt), "--out",
+                             str(work / "export.pt")],
+                            {"CKPT": "read", "--out": "out", "--dtype": "text"}),
         "search": (["search", "--predictor", pred, "--trials", "2", "--experiments-dir", exp,
                     "--out", str(work / "search_out")],
                    {"--predictor": "predictor", "--accuracy": "method", "--tuner": "text",
@@ -284,7 +287,10 @@ def build_cases(work: Path, hostile: dict[str, Path], theirs: dict[str, Path],
         "predictor": [[str(p)] for p in broken_predictors] + [[p] for p in read_paths],
         "config": [[p] for p in config_paths + read_paths],
         "method": [[v] for v in ["bogus", "proxy:", "proxy:bogus", "train:", "supernet:",
-                                 "train:digits:x", "proxy:params\n"]]
+                                 "train:digits:x", "proxy:params\n", "proxy:snip@",
+                                 "proxy:snip@fashion-mnist/", "proxy:snip@16",
+                                 "proxy:snip@fashion-mnist/1e9", "train:digits@-1",
+                                 "proxy:snip@fashion-mnist/99999999999999999999"]]
         + [[f"train:{p}"] for p in read_paths] + [[f"supernet:{p}"] for p in read_paths]
         + [[f"supernet:{pickle_ckpt}"]],
     }
