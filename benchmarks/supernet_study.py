@@ -31,7 +31,7 @@ ranking after fewer epochs) against the final standalone top-1, with 95 % bootst
 Run (one process per core, then the supernet column):
     python benchmarks/supernet_study.py --shard 0/2 --commit &
     python benchmarks/supernet_study.py --shard 1/2 --commit
-    python benchmarks/supernet_study.py --supernet runs/supernet --commit
+    python benchmarks/supernet_study.py --supernet runs/supernet --commit  (trains nothing)
 Smoke run (a minute): python benchmarks/supernet_study.py --smoke --json /tmp/smoke.json
 """
 
@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-seeds", type=int, default=3,
                         help="seeds of the XXS preset in all (≥ 3 for the study)")
     parser.add_argument("--supernet", type=Path, default=None,
-                        help="supernet checkpoint: fills the supernet column of every row")
+                        help="supernet checkpoint: fills the supernet columns of every row "
+                             "there (and trains no standalone config unless --limit says so)")
     parser.add_argument("--rescore-supernet", action="store_true",
                         help="replace a supernet column scored with another checkpoint")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads")
@@ -269,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         args.configs, args.epochs, args.max_per_class, args.img_size = 4, 2, 20, 32
         args.noise_seeds, args.resamples, args.max_test, args.curve_images = 2, 200, 300, 100
         args.eval_images = min(args.eval_images, 300)
+    if args.supernet is not None and args.limit is None:
+        args.limit = 0  # a supernet pass scores the rows there; it trains nothing
     settings = settings_of(args)
     update(args.json, settings, lambda study: None, commit=False, message="")  # refuse early
     dataset = load_fashion_mnist(args.img_size, max_per_class=args.max_per_class,

@@ -63,12 +63,19 @@ def test_two_shards_fill_one_study_and_a_rerun_trains_nothing(tmp_path, capsys):
     after = json.loads(path.read_text())
     assert after["configs"] == json.loads(before)["configs"]
 
-    # the supernet column, in a later pass, from a checkpoint of the suite's own training
+    # the supernet column, in a later pass, from a checkpoint of the suite's own training;
+    # a supernet pass over an unfinished study scores what is there and trains nothing
+    partial = tmp_path / "partial.json"
+    assert study.main(["--smoke", "--json", str(partial), "--limit", "1"]) == 0
     record = train_supernet(tmp_path / "supernet", data="fashion-mnist", img_size=32,
                             max_per_class=5, recipe=SupernetRecipe(steps=1, batch_size=10,
                                                                    random_subnets=0))
     assert study.main(["--smoke", "--json", str(path), "--supernet",
                        str(tmp_path / "supernet")]) == 0
+    assert study.main(["--smoke", "--json", str(partial), "--supernet",
+                       str(tmp_path / "supernet")]) == 0
+    half = json.loads(partial.read_text())
+    assert len(half["configs"]) == 1 and "supernet" in half["configs"][0]
     scored = json.loads(path.read_text())
     for row in scored["configs"]:
         assert 0.0 <= row["supernet"] <= 1.0 and 0.0 <= row["supernet_full"] <= 1.0
