@@ -161,7 +161,7 @@ def supernet_identity(record: dict[str, Any], path: Path) -> dict[str, Any]:
     repository when inside it) and its fingerprint (`supernet_fingerprint`)."""
     path = path.resolve()
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
-    return dict(path=str(shown), **supernet_fingerprint(record))
+    return dict(path=str(shown), fingerprint=supernet_fingerprint(record))
 
 
 def standalone_row(config: EdgeViTConfig, dataset, args: argparse.Namespace) -> dict:
@@ -359,7 +359,8 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     old = study.get("supernet")
     if old is not None and old != identity and not args.rescore_supernet:
         raise SystemExit(f"{args.json}: its supernet column was scored with {old['path']} at "
-                         f"step {old['step']}; pass --rescore-supernet to replace it")
+                         f"step {old['fingerprint']['step']}; pass --rescore-supernet to "
+                         "replace it")
     rescore = old != identity
     dataset = supernet_dataset(record)
     scored = {}
@@ -384,7 +385,7 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
                  row["supernet_prefix"]) = scored[row["name"]]
 
     update(args.json, settings, fill, args.commit,
-           f"supernet study: supernet column from step {identity['step']}")
+           f"supernet study: supernet column from step {identity['fingerprint']['step']}")
 
 
 if __name__ == "__main__":

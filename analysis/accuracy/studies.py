@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 
 from .datasets import DIGITS, FASHION_MNIST
-from .methods import STUDY_JSON, AccuracyMethod
+from .methods import STUDY_JSON, AccuracyMethod, study_arrays
 from .proxies import PROXIES
 from .rank_stats import correlation_table
-from .supernet import FINGERPRINT_KEYS
 
 DIGITS_STUDY = STUDY_JSON
 FASHION_STUDY = STUDY_JSON.parent / "supernet_study.json"
@@ -46,8 +45,6 @@ def proxy_method(name: str, dataset: str, img_size: int) -> str:
 def digits_table(study: dict[str, Any], *, n_resamples: int = 2000,
                  seed: int = 0) -> list[dict[str, Any]]:
     """Correlation rows of the digits study (`benchmarks/accuracy_proxies.py`'s JSON)."""
-    from .methods import study_arrays
-
     accuracy, scores, seconds = study_arrays(study)
     data = study.get("dataset", {})
     dataset, img_size = data.get("name", DIGITS), data.get("img_size")
@@ -86,7 +83,7 @@ def fashion_table(study: dict[str, Any], *, n_resamples: int = 2000, seed: int =
     for row in table:
         row["dataset"], row["img_size"] = FASHION_MNIST, img_size
         if row["method"].startswith("supernet:"):
-            row["supernet"] = {k: supernet[k] for k in FINGERPRINT_KEYS}
+            row["supernet"] = supernet["fingerprint"]
     return table
 
 

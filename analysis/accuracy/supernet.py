@@ -685,9 +685,6 @@ def load_supernet(path: str | Path) -> tuple[SuperNet, dict[str, Any]]:
     return _LOADED[key]
 
 
-FINGERPRINT_KEYS = ("step", "seed", "data", "space", "recipe", "weights_dtype")
-
-
 def supernet_fingerprint(record: dict[str, Any]) -> dict[str, Any]:
     """What makes two checkpoints the same trained supernet (JSON-ready): the step reached,
     the seed, the data, the space, the recipe's identity and the stored precision (an fp16
@@ -711,7 +708,7 @@ def export_supernet(src: str | Path, dst: str | Path, *, dtype: str = "float16"
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"export dtype {dtype!r}: expected one of {sorted(EXPORT_DTYPES)}")
     src_path, dst = _checkpoint_path(src), Path(dst)
-    load_supernet(src_path)  # a ValueError naming the problem for anything that is not ours
+    supernet, record = load_supernet(src_path)  # a ValueError for anything that is not ours
     try:
         same = dst.resolve() == src_path.resolve()
     except (OSError, RuntimeError) as err:  # a symlink loop, a name too long
@@ -726,11 +723,9 @@ def export_supernet(src: str | Path, dst: str | Path, *, dtype: str = "float16"
         except ValueError:
             raise ValueError(f"--out {dst} exists and is not a supernet checkpoint: refusing "
                              "to overwrite it") from None
-    ckpt = torch.load(src_path, map_location="cpu", weights_only=True)
     model = {k: v.to(EXPORT_DTYPES[dtype]) if v.is_floating_point() else v
-             for k, v in ckpt["model"].items()}
-    record = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
-    record["weights_dtype"] = dtype
+             for k, v in supernet.state_dict().items()}
+    record = dict(record, weights_dtype=dtype)  # the loaded record is cached: not changed
     dst.parent.mkdir(parents=True, exist_ok=True)
     _save_atomic(dict(record, model=model), dst)
     return record

@@ -83,7 +83,8 @@ def test_two_shards_fill_one_study_and_a_rerun_trains_nothing(tmp_path, capsys):
         # the same images in the same order: the 300-image score is the full pass's prefix
         assert set(row["supernet_prefix"]) == {"250"}
         assert row["supernet_full"] == row["supernet"]
-    assert scored["supernet"]["eval_images"] == 300 and scored["supernet"]["step"] == 1
+    assert scored["supernet"]["eval_images"] == 300
+    assert scored["supernet"]["fingerprint"]["step"] == 1
     rows = [r for r in fashion_table(scored, n_resamples=100)
             if r["method"].startswith("supernet:")]
     assert len(rows) == 1 and rows[0]["supernet"] == supernet_fingerprint(record)

@@ -175,7 +175,7 @@ def test_a_supernet_inherits_a_study_tau_only_for_the_checkpoint_scored(
     record = train_supernet(tmp_path / "scored", stop_after=1, **kwargs)
     train_supernet(tmp_path / "other", **kwargs)  # the same training, one step further
     study = study_file(tmp_path, 8, dict(path=str(tmp_path / "scored"),
-                                         **supernet_fingerprint(record)))
+                                         fingerprint=supernet_fingerprint(record)))
     path = tmp_path / "study.json"
     path.write_text(json.dumps(study))
     monkeypatch.setattr(studies, "FASHION_STUDY", path)
