@@ -51,7 +51,14 @@ from .rank_stats import (
     rank_correlation,
     spearman_rho,
 )
-from .studies import DIGITS_STUDY, FASHION_STUDY, committed_table, digits_table, fashion_table
+from .studies import (
+    DIGITS_STUDY,
+    FASHION_STUDY,
+    checkpoint_path,
+    committed_table,
+    digits_table,
+    fashion_table,
+)
 from .supernet import (
     CHECKPOINT_NAME,
     RECORD_NAME,
@@ -120,6 +127,7 @@ __all__ = [
     "bootstrap_interval",
     "build_model",
     "cheapest_comparable",
+    "checkpoint_path",
     "committed_table",
     "compute_proxy",
     "correlation_table",

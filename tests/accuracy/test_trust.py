@@ -205,3 +205,30 @@ def test_the_default_is_one_this_machine_can_run(tmp_path, monkeypatch) -> None:
     choice = study_default()
     method = choice.method or choice.best_unvalidated["method"]
     assert "fashion-mnist" not in method and usable(dict(method=method))
+
+
+def test_a_default_supernet_is_named_by_its_absolute_path(tmp_path, monkeypatch) -> None:
+    """A study names its checkpoint relative to the repository; the search's default gives the
+    absolute path, so a search started in any folder loads the file the study scored."""
+    from analysis.accuracy import studies
+    from analysis.nas import default_accuracy_method
+
+    study = study_file(tmp_path, 8, dict(path="checkpoints/scored.pt", fingerprint={}))
+    for i, config in enumerate(study["configs"]):  # no proxy ranks like training any more
+        config["proxies"] = {p: float(i % 2) for p in PROXIES}
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(study))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "scored.pt").write_bytes(b"present")  # `usable` checks presence
+    monkeypatch.setattr(studies, "FASHION_STUDY", path)
+    monkeypatch.setattr(studies, "REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path.parent)
+    studies.committed_table.cache_clear()
+    try:
+        assert study_default(n_resamples=300).method == "supernet:checkpoints/scored.pt"
+        assert default_accuracy_method() == f"supernet:{tmp_path / 'checkpoints' / 'scored.pt'}"
+        (tmp_path / "checkpoints" / "scored.pt").unlink()  # gone: a proxy again
+        studies.committed_table.cache_clear()
+        assert default_accuracy_method().startswith("proxy:")
+    finally:
+        studies.committed_table.cache_clear()
