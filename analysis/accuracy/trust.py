@@ -102,16 +102,18 @@ def validated_default(table: Sequence[Mapping[str, Any]]) -> MethodChoice:
 
 def usable(row: Mapping[str, Any]) -> bool:
     """A row a search can run here: a supernet row only while its checkpoint is present, a
-    Fashion-MNIST row only where the dataset is installed."""
+    Fashion-MNIST row (a supernet trained on it included: it recalibrates and scores there)
+    only where the dataset is installed."""
     from .datasets import FASHION_MNIST
     from .fashion_mnist import fashion_mnist_dir
     from .methods import AccuracyMethod
     from .studies import checkpoint_path
 
     method = AccuracyMethod.parse(row["method"])
-    if method.kind == "supernet":
-        return checkpoint_path(row["method"]).exists()
-    return method.source != FASHION_MNIST or fashion_mnist_dir().is_dir()
+    if method.kind == "supernet" and not checkpoint_path(row["method"]).exists():
+        return False
+    source = row.get("dataset") if method.kind == "supernet" else method.source
+    return source != FASHION_MNIST or fashion_mnist_dir().is_dir()
 
 
 def study_default(*, n_resamples: int = 2000, seed: int = 0) -> MethodChoice:

@@ -201,10 +201,16 @@ def test_the_default_is_one_this_machine_can_run(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setenv(FASHION_MNIST_ENV, str(tmp_path / "absent"))
     rows = committed_table()
-    assert not any(usable(r) for r in rows if "fashion-mnist" in r["method"])
+    assert any(r["dataset"] == "fashion-mnist" for r in rows)
+    assert not any(usable(r) for r in rows if r["dataset"] == "fashion-mnist")
     choice = study_default()
     method = choice.method or choice.best_unvalidated["method"]
     assert "fashion-mnist" not in method and usable(dict(method=method))
+    assert all(r["dataset"] != "fashion-mnist" for r in rows if r["method"] == method)
+    # a supernet trained on Fashion-MNIST scores there: present but unusable without it
+    supernet = dict(method="supernet:analysis/accuracy/data/supernet_study.json",
+                    dataset="fashion-mnist")
+    assert not usable(supernet) and usable(dict(supernet, dataset="digits"))
 
 
 def test_a_default_supernet_is_named_by_its_absolute_path(tmp_path, monkeypatch) -> None:
