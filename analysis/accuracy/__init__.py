@@ -24,6 +24,7 @@ from .fashion_mnist import (
     FASHION_MNIST_ENV,
     IMAGE_MAGIC,
     LABEL_MAGIC,
+    fashion_mnist_dir,
     load_fashion_mnist,
     read_idx,
     read_split,
@@ -52,6 +53,7 @@ from .rank_stats import (
     spearman_rho,
 )
 from .studies import (
+    COMMITTED_SUPERNET,
     DIGITS_STUDY,
     FASHION_STUDY,
     checkpoint_path,
@@ -98,6 +100,7 @@ __all__ = [
     "AccuracyMethod",
     "AccuracyResult",
     "CHECKPOINT_NAME",
+    "COMMITTED_SUPERNET",
     "COST_BASELINES",
     "DEFAULT_THREADS",
     "DIGITS",
@@ -132,6 +135,7 @@ __all__ = [
     "compute_proxy",
     "correlation_table",
     "digits_table",
+    "fashion_mnist_dir",
     "fashion_table",
     "cost_baseline",
     "evaluate_subnet",
