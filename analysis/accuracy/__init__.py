@@ -24,7 +24,6 @@ from .fashion_mnist import (
     FASHION_MNIST_ENV,
     IMAGE_MAGIC,
     LABEL_MAGIC,
-    fashion_mnist_dir,
     load_fashion_mnist,
     read_idx,
     read_split,
@@ -53,7 +52,6 @@ from .rank_stats import (
     spearman_rho,
 )
 from .studies import (
-    COMMITTED_SUPERNET,
     DIGITS_STUDY,
     FASHION_STUDY,
     checkpoint_path,
@@ -100,7 +98,6 @@ __all__ = [
     "AccuracyMethod",
     "AccuracyResult",
     "CHECKPOINT_NAME",
-    "COMMITTED_SUPERNET",
     "COST_BASELINES",
     "DEFAULT_THREADS",
     "DIGITS",
@@ -135,7 +132,6 @@ __all__ = [
     "compute_proxy",
     "correlation_table",
     "digits_table",
-    "fashion_mnist_dir",
     "fashion_table",
     "cost_baseline",
     "evaluate_subnet",

@@ -217,17 +217,6 @@ def cmd_pareto(args: argparse.Namespace) -> dict:
     return summary
 
 
-def _demo_accuracy() -> str | None:
-    """The committed supernet (`analysis.accuracy.COMMITTED_SUPERNET`: every point of the space
-    scored by inherited top-1, nothing trained) where it and Fashion-MNIST are here; None (the
-    studies' default) otherwise."""
-    from analysis.accuracy import COMMITTED_SUPERNET, fashion_mnist_dir
-
-    if COMMITTED_SUPERNET.is_file() and fashion_mnist_dir().is_dir():
-        return f"supernet:{COMMITTED_SUPERNET}"
-    return None
-
-
 def cmd_demo(args: argparse.Namespace) -> dict:
     """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
     from analysis.latency import (
@@ -243,8 +232,6 @@ def cmd_demo(args: argparse.Namespace) -> dict:
 
     out = Path(args.out)
     predictor_path = (out / "predictor.json").absolute()
-    if args.accuracy is None:
-        args.accuracy = _demo_accuracy()
     settings = _search_settings(args, predictor_path)  # checked before a minute of calibrating
     MeasurementStore(args.store).close()  # a store that is not ours is refused here too
     _output_folders(("--out", args.out), ("--experiments-dir", args.experiments_dir))
@@ -279,15 +266,13 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     return _report(experiment_id, experiments_dir, args, predictor_path)
 
 
-def _search_options(p: argparse.ArgumentParser, trials: int, demo: bool = False) -> None:
-    default = ("the committed supernet checkpoint where it and Fashion-MNIST are here, else "
-               if demo else "")
+def _search_options(p: argparse.ArgumentParser, trials: int) -> None:
     p.add_argument("--accuracy", default=None,
                    help="accuracy objective: proxy:NAME[@DATA/SIZE] | "
-                        "train:digits|fashion-mnist|PATH[@SIZE] | supernet:CKPT (default: "
-                        f"{default}the committed studies' pick, the best validated per second "
-                        "of compute; when none is validated, the best τ; every output says "
-                        "whether it is validated)")
+                        "train:digits|fashion-mnist|PATH[@SIZE] | supernet:CKPT (default: the "
+                        "committed studies' pick, the best validated per second of compute; "
+                        "when none is validated, the best τ, and every output says "
+                        "'accuracy unvalidated')")
     p.add_argument("--tuner", choices=WORKING_TUNERS, default=WORKING_TUNERS[0],
                    help="pareto-* is the suite's multi-objective ParetoTuner with that optuna "
                         "sampler (default pareto-gp); the others are NNI's built-in tuners, "
@@ -353,7 +338,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "demo", cmd_demo,
                     "calibrate (or reuse) a predictor, run the NNI search, write results/",
                     model=False)
-    _search_options(p, trials=60, demo=True)
+    _search_options(p, trials=60)
     p.add_argument("--budget", type=ranged_int(1, 10_000), default=40,
                    help="calibration measurements")
     p.add_argument("--store", default=None, help="measurement store")
