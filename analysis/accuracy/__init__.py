@@ -52,6 +52,7 @@ from .rank_stats import (
     spearman_rho,
 )
 from .studies import (
+    COMMITTED_SUPERNET,
     DIGITS_STUDY,
     FASHION_STUDY,
     checkpoint_path,
@@ -98,6 +99,7 @@ __all__ = [
     "AccuracyMethod",
     "AccuracyResult",
     "CHECKPOINT_NAME",
+    "COMMITTED_SUPERNET",
     "COST_BASELINES",
     "DEFAULT_THREADS",
     "DIGITS",

@@ -35,6 +35,8 @@ DIGITS_STUDY = STUDY_JSON
 FASHION_STUDY = STUDY_JSON.parent / "supernet_study.json"
 MIN_CONFIGS = 4  # fewer configs: no rank statistics
 REPO_ROOT = Path(__file__).resolve().parents[2]  # a study's relative checkpoint paths start here
+# the study's supernet, committed (float16 weights): `supernet:` + this path scores with it
+COMMITTED_SUPERNET = REPO_ROOT / "checkpoints" / "supernet_fashion-mnist_64_fp16.pt"
 
 
 def proxy_method(name: str, dataset: str, img_size: int) -> str:
