@@ -10,11 +10,12 @@ every other method on one dataset at one resolution:
 
 A table row is `rank_stats.correlation_table`'s (`method`, `n`, `tau`, `tau_ci`, `rho`,
 `rho_ci`, `seconds` per config) with `dataset` and `img_size`; `method` is the canonical method
-string a search runs (`AccuracyMethod`): proxy:snip@fashion-mnist/64 is snip on the batch the
-study used, so a τ is never carried to another dataset or resolution. A supernet row also holds
-the scored checkpoint's `supernet` fingerprint (`supernet_fingerprint`), which a checkpoint must
-match to inherit the row's τ; its column is scored as a search's `supernet:CKPT` scores (the
-evaluator's default BatchNorm calibration and held-out sizes).
+string a search runs (`AccuracyMethod`; a supernet's checkpoint by its absolute path, though
+the study records it relative to the repository): proxy:snip@fashion-mnist/64 is snip on the
+batch the study used, so a τ is never carried to another dataset or resolution. A supernet
+row also holds the scored checkpoint's `supernet` fingerprint (`supernet_fingerprint`), which
+a checkpoint must match to inherit the row's τ; its column is scored as a search's
+`supernet:CKPT` scores (the evaluator's default BatchNorm calibration and held-out sizes).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def fashion_table(study: dict[str, Any], *, n_resamples: int = 2000, seed: int =
         np.mean([r["proxy_seconds"][n] for r in rows])) for n in PROXIES}
     supernet = study.get("supernet")
     if supernet is not None and all("supernet" in r for r in rows):
-        name = f"supernet:{supernet['path']}"
+        name = f"supernet:{checkpoint_path(supernet['path'])}"  # runnable from any folder
         scores[name] = np.array([r["supernet"] for r in rows])
         seconds[name] = float(np.mean([r["supernet_seconds"] for r in rows]))
     for name, (values, per_config) in (extra or {}).items():
@@ -103,7 +104,7 @@ def committed_table(n_resamples: int = 2000, seed: int = 0) -> tuple[dict[str, A
     return tuple(table)
 
 
-def checkpoint_path(method: str) -> Path:
-    """Where a supernet row's checkpoint lives (a relative path is the repository's)."""
-    path = Path(method.partition(":")[2])
+def checkpoint_path(recorded: str) -> Path:
+    """The checkpoint a study records as `recorded` (a relative path is the repository's)."""
+    path = Path(recorded)
     return path if path.is_absolute() else REPO_ROOT / path

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 UNVALIDATED = "accuracy unvalidated"
@@ -107,10 +108,9 @@ def usable(row: Mapping[str, Any]) -> bool:
     from .datasets import FASHION_MNIST
     from .fashion_mnist import fashion_mnist_dir
     from .methods import AccuracyMethod
-    from .studies import checkpoint_path
 
     method = AccuracyMethod.parse(row["method"])
-    if method.kind == "supernet" and not checkpoint_path(row["method"]).exists():
+    if method.kind == "supernet" and not Path(method.name).exists():
         return False
     source = row.get("dataset") if method.kind == "supernet" else method.source
     return source != FASHION_MNIST or fashion_mnist_dir().is_dir()

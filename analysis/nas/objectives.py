@@ -18,7 +18,6 @@ import numpy as np
 from analysis.accuracy import (
     COST_BASELINES,
     AccuracyMethod,
-    checkpoint_path,
     cost_baseline,
     make_evaluator,
     study_default,
@@ -31,14 +30,10 @@ def default_accuracy_method() -> str:
     (`analysis.accuracy.study_default`: the best validated method per second of compute, by
     its canonical name, so a proxy validated on Fashion-MNIST at 64×64 runs there). When no
     method is validated, the method with the best τ is used all the same, and every output
-    says "accuracy unvalidated" (`trust_of`). A supernet's checkpoint, which a study names
-    relative to the repository, is given by its absolute path, so a search started in another
-    folder finds it."""
+    says "accuracy unvalidated" (`trust_of`). A supernet's checkpoint is named by its absolute
+    path (`analysis.accuracy.studies.fashion_table`), so a search in any folder finds it."""
     choice = study_default()
-    method = choice.method or choice.best_unvalidated["method"]
-    if AccuracyMethod.parse(method).kind == "supernet":
-        return f"supernet:{checkpoint_path(method)}"
-    return method
+    return choice.method or choice.best_unvalidated["method"]
 
 
 @dataclass(frozen=True)

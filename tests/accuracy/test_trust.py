@@ -11,6 +11,7 @@ import pytest
 
 from analysis.accuracy import (
     DIGITS_STUDY,
+    FASHION_STUDY,
     PROXIES,
     UNVALIDATED,
     AccuracyEvaluator,
@@ -208,14 +209,14 @@ def test_the_default_is_one_this_machine_can_run(tmp_path, monkeypatch) -> None:
     assert "fashion-mnist" not in method and usable(dict(method=method))
     assert all(r["dataset"] != "fashion-mnist" for r in rows if r["method"] == method)
     # a supernet trained on Fashion-MNIST scores there: present but unusable without it
-    supernet = dict(method="supernet:analysis/accuracy/data/supernet_study.json",
-                    dataset="fashion-mnist")
+    supernet = dict(method=f"supernet:{FASHION_STUDY}", dataset="fashion-mnist")
     assert not usable(supernet) and usable(dict(supernet, dataset="digits"))
 
 
 def test_a_default_supernet_is_named_by_its_absolute_path(tmp_path, monkeypatch) -> None:
-    """A study names its checkpoint relative to the repository; the search's default gives the
-    absolute path, so a search started in any folder loads the file the study scored."""
+    """A study records its checkpoint relative to the repository; its table row and the
+    search's default give the absolute path, so a search started in any folder loads the file
+    the study scored."""
     from analysis.accuracy import studies
     from analysis.nas import default_accuracy_method
 
@@ -231,8 +232,9 @@ def test_a_default_supernet_is_named_by_its_absolute_path(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path.parent)
     studies.committed_table.cache_clear()
     try:
-        assert study_default(n_resamples=300).method == "supernet:checkpoints/scored.pt"
-        assert default_accuracy_method() == f"supernet:{tmp_path / 'checkpoints' / 'scored.pt'}"
+        scored = f"supernet:{tmp_path / 'checkpoints' / 'scored.pt'}"
+        assert study_default(n_resamples=300).method == scored
+        assert default_accuracy_method() == scored
         (tmp_path / "checkpoints" / "scored.pt").unlink()  # gone: a proxy again
         studies.committed_table.cache_clear()
         assert default_accuracy_method().startswith("proxy:")
