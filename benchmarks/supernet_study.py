@@ -21,7 +21,9 @@ Resumable and parallel: the work items (every config, then the XXS preset's extr
 ≥ 3× the XXS seed std) are trained one at a time, and each finished item is merged into the
 --json file under a file lock, atomically (with --commit also committed); `--shard K/N` takes
 items i with i % N == K, so N processes on N cores fill one file. A rerun skips what is there
-and refuses a file made with other settings; `--limit M` stops after M items.
+and refuses a file made with other settings; `--limit M` stops after M items, and `--only
+NAME,...` trains just those configs in that order (the shortest first, to finish the most
+before a session ends).
 
 When every item is there: Kendall τ-b and Spearman ρ of every method (and of the standalone
 ranking after fewer epochs) against the final standalone top-1, with 95 % bootstrap intervals
@@ -258,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
                              "per core, on one --json)")
     parser.add_argument("--noise-first", action="store_true",
                         help="train the XXS seeds before the configs (the work order only)")
+    parser.add_argument("--only", type=lambda text: text.split(","), default=None,
+                        metavar="NAME[,NAME...]",
+                        help="train only these configs, in this order (e.g. the shortest "
+                             "first, to finish the most before a session ends); the names "
+                             "are the study's (edgevit_xxs, sample_07, ...)")
     parser.add_argument("--limit", type=int, default=None,
                         help="train at most this many work items in this run, then stop")
     parser.add_argument("--commit", action="store_true",
@@ -283,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         + [("noise", xxs, s) for s in range(args.seed + 1, args.seed + args.noise_seeds)])
     if args.noise_first:
         work.sort(key=lambda item: item[0] != "noise")
+    if args.only is not None:
+        by_name = {item[1].name: item for item in work if item[0] == "config"}
+        unknown = [name for name in args.only if name not in by_name]
+        if unknown:
+            raise SystemExit(f"--only: no config named {', '.join(unknown)} in this study "
+                             f"(it has {', '.join(by_name)})")
+        work = [by_name[name] for name in args.only]
     shard, shards = args.shard
     trained = 0
     for i, (kind, config, seed) in enumerate(work):
