@@ -110,3 +110,14 @@ def test_a_bad_shard_is_refused(text, tmp_path):
     study = study_module()
     with pytest.raises(SystemExit):
         study.main(["--smoke", "--json", str(tmp_path / "s.json"), "--shard", text])
+
+
+def test_only_trains_the_named_configs_in_that_order(tmp_path):
+    study = study_module()
+    path = tmp_path / "study.json"
+    assert study.main(["--smoke", "--json", str(path), "--only", "sample_00,edgevit_xs"]) == 0
+    rows = json.loads(path.read_text())["configs"]
+    assert [r["name"] for r in rows] == ["sample_00", "edgevit_xs"]  # its order, not the study's
+    assert json.loads(path.read_text())["noise"] == []
+    with pytest.raises(SystemExit, match="no config named sample_99.*edgevit_xxs"):
+        study.main(["--smoke", "--json", str(path), "--only", "edgevit_xs,sample_99"])
