@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.accuracy import trust_of
+from analysis.accuracy import AccuracyMethod, trust_of
 from analysis.cost import DEFAULT_SPACE, macs_params
 from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
 from edgevit import PRESETS, EdgeViTConfig
@@ -288,8 +288,11 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
 
 
 def value_name(trust: dict) -> str:
-    """"accuracy" for a validated method, "score" otherwise: an unvalidated proxy's raw value
-    (jacob_cov's ≈ −700 … −1500, say) is never labelled an accuracy."""
+    """"accuracy" for a validated method that measures top-1 (short training, a scored
+    supernet), "score" otherwise: a proxy's raw value (synflow's ≈ 1e14, jacob_cov's ≈ −700 …
+    −1500) is never labelled an accuracy, even where a study validates its ranking."""
+    if AccuracyMethod.parse(trust["method"]).kind == "proxy":
+        return "score"
     return "accuracy" if trust["validated"] else "score"
 
 
