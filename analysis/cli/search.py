@@ -100,7 +100,7 @@ def _search_settings(args: argparse.Namespace, predictor: Path):
 
 def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
             predictor: Path) -> dict:
-    from analysis.nas import front_table, write_report
+    from analysis.nas import front_table, value_name, write_report
 
     summary = write_report(experiment_id, predictor_path=predictor, out_dir=args.out,
                            experiments_dir=experiments_dir, macs_budget=args.macs_budget,
@@ -146,8 +146,12 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
             print(f"hypervolume: NNI front {summary['hypervolume']:.4g} / exhaustive front "
                   f"{summary['exhaustive_hypervolume']:.4g} = {summary['hypervolume_ratio']:.1%}"
                   f" ({summary['trials']} trials, {summary['space_size']:,} configs enumerated)")
-        else:
-            print(f"hypervolume {summary['hypervolume']:.4g}; {summary.get('exhaustive')}")
+        else:  # the front's own nadir as reference: a number only comparable to itself
+            value, ref = value_name(summary["accuracy_trust"]), summary["reference_point"]
+            print(f"hypervolume {summary['hypervolume']:.4g} in ({value} ↑, latency_ms ↓) "
+                  f"from the reference point ({ref[0]:.4g}, {ref[1]:.4g} ms), the front's own "
+                  f"nadir pushed out by 10 % of its range, so not comparable with another "
+                  f"run's; exhaustive front {summary.get('exhaustive')}")
         print(f"wrote {args.out}/trials.csv, front.csv, front.html (+ plotly.min.js), "
               "summary.json")
     summary["experiment_dir"] = str(experiments_dir / experiment_id)
