@@ -298,14 +298,15 @@ def value_name(trust: dict) -> str:
 
 def front_table(front: pd.DataFrame, method: str) -> str:
     """The front as text: latency (predicted, and measured when the loop ran), accuracy (or
-    score: `value_name`), MACs and per-stage widths/depths/r, under the method's trust."""
+    score: `value_name`), MACs, per-stage widths/depths/r and the head_dim and mlp_ratio (two
+    rows may differ only there), under the method's trust."""
     trust = trust_of(method)
     measured = "measured_latency_ms" in front
-    latency = (f"{'predicted':>9s} {'measured':>9s} {'round':>5s}" if measured
+    latency = (f"{'pred. ms':>9s} {'meas. ms':>9s} {'round':>5s}" if measured
                else f"{'latency ms':>10s}")
     lines = [trust["label"],
-             f"{latency} {value_name(trust):>9s} {'GMACs':>6s}  widths / depths / r"
-             + (" (ms)" if measured else "")]
+             f"{latency} {value_name(trust):>9s} {'GMACs':>6s}  widths / depths / r / "
+             "head_dim, mlp_ratio"]
     for _, row in front.iterrows():
         config = EdgeViTConfig.from_json(row["config"])
         times = (f"{row['predicted_latency_ms']:9.2f} {row['measured_latency_ms']:9.2f} "
@@ -314,7 +315,7 @@ def front_table(front: pd.DataFrame, method: str) -> str:
                  else f"{row['accuracy']:9.4g}")  # a raw score may be 1e14 (synflow)
         lines.append(f"{times} {value} {row['macs'] / 1e9:6.3f}  "
                      f"{list(config.widths)} / {list(config.depths)} / "
-                     f"{list(config.sample_rates)}")
+                     f"{list(config.sample_rates)} / {config.head_dim}, {config.mlp_ratio:g}")
     return "\n".join(lines)
 
 
