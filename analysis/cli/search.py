@@ -100,7 +100,7 @@ def _search_settings(args: argparse.Namespace, predictor: Path):
 
 def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
             predictor: Path) -> dict:
-    from analysis.nas import front_table, value_name, write_report
+    from analysis.nas import REFERENCE_MARGIN, front_table, value_name, write_report
 
     summary = write_report(experiment_id, predictor_path=predictor, out_dir=args.out,
                            experiments_dir=experiments_dir, macs_budget=args.macs_budget,
@@ -150,8 +150,8 @@ def _report(experiment_id: str, experiments_dir: Path, args: argparse.Namespace,
             value, ref = value_name(summary["accuracy_trust"]), summary["reference_point"]
             print(f"hypervolume {summary['hypervolume']:.4g} in ({value} ↑, latency_ms ↓) "
                   f"from the reference point ({ref[0]:.4g}, {ref[1]:.4g} ms), the front's own "
-                  f"nadir pushed out by 10 % of its range, so not comparable with another "
-                  f"run's; exhaustive front {summary.get('exhaustive')}")
+                  f"nadir pushed out by {REFERENCE_MARGIN:.0%} of its range, so not comparable "
+                  f"with another run's; exhaustive front {summary.get('exhaustive')}")
         print(f"wrote {args.out}/trials.csv, front.csv, front.html (+ plotly.min.js), "
               "summary.json")
     summary["experiment_dir"] = str(experiments_dir / experiment_id)

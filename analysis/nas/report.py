@@ -27,6 +27,7 @@ from .objectives import accuracy_objective
 from .pareto import hypervolume, non_dominated, read_nni_trials
 
 SENSES = ("max", "min")  # accuracy ↑, latency_ms ↓
+REFERENCE_MARGIN = 0.1  # `reference_point`: how far past the nadir, as a share of the range
 
 
 @dataclass
@@ -62,7 +63,8 @@ def exhaustive_front(predictor: LatencyPredictor, method: str,
     return ExhaustiveFront(accuracy, latency, macs, candidates[mask])
 
 
-def reference_point(front: np.ndarray, margin: float = 0.1) -> tuple[float, float]:
+def reference_point(front: np.ndarray, margin: float = REFERENCE_MARGIN
+                    ) -> tuple[float, float]:
     """The nadir of a front pushed out by `margin` of its range: (worst accuracy − m, worst
     latency + m). Every compared front uses the same point."""
     accuracy, latency = front[:, 0], front[:, 1]
