@@ -30,8 +30,11 @@ smoothing), then the smallest and `random_subnets` uniformly random ones against
 detached soft predictions (KL divergence at temperature T, × T²), accumulating all gradients
 before one AdamW step. Largest = every maximum (head_dim, widths, depths, mlp_ratio) and the
 smallest r > 1 of each stage (LocalAgg present, densest delegates); smallest = every minimum
-and the largest r. The learning rate follows `analysis.accuracy.training.lr_factor` (linear
-warm-up, cosine to 0) as a pure function of the step.
+and the largest r. Neither takes r = 1, so the full-attention path (no LocalAgg, every token a
+delegate) learns only when a random subnet draws it; `full_attention_subnet` adds, each step,
+the largest widths with r = 1 wherever the stage allows it, distilled like the others. The
+learning rate follows `analysis.accuracy.training.lr_factor` (linear warm-up, cosine to 0) as
+a pure function of the step.
 
 Randomness is counter-based, so resuming needs no generator state beyond the step: the data
 order of epoch e is a permutation drawn from `default_rng([seed, e])`, and the random subnets of
@@ -137,6 +140,16 @@ def smallest_config(space: SearchSpace = DEFAULT_SPACE) -> EdgeViTConfig:
     return space.decode(_extreme_params(space, False)).replace(name="supernet_smallest")
 
 
+def full_attention_config(space: SearchSpace = DEFAULT_SPACE) -> EdgeViTConfig:
+    """Every maximum, and r = 1 (full attention, no LocalAgg) in each stage that allows it;
+    a stage without r = 1 keeps the largest config's r."""
+    params = _extreme_params(space, True)
+    for i in range(4):
+        if 1 in space.rates[i]:
+            params[f"rate_{i}"] = 1
+    return space.decode(params).replace(name="supernet_full_attention")
+
+
 # ---- BatchNorm across ranks --------------------------------------------------------------------
 
 def _world() -> tuple[int, int]:
@@ -222,6 +235,7 @@ class SuperNet(nn.Module):
         self.space, self.num_classes, self.in_chans = space, num_classes, in_chans
         self.largest = self.subnet_config(largest_config(space))
         self.smallest = self.subnet_config(smallest_config(space))
+        self.full_attention = self.subnet_config(full_attention_config(space))
         has_prop = [any(r > 1 for r in space.rates[i]) for i in range(4)]
         super_config = self.largest.replace(
             sample_rates=tuple(2 if p else 1 for p in has_prop), name="supernet")
@@ -408,9 +422,14 @@ def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDat
 
 # ---- training ----------------------------------------------------------------------------------
 
+# recipe fields added after checkpoints were committed, with the default they had implicitly
+ADDED_RECIPE_FIELDS: dict[str, Any] = {"full_attention_subnet": False}
+
+
 @dataclass(frozen=True)
 class SupernetRecipe:
-    """Sandwich training; every field is part of the checkpoint's identity except `save_every`."""
+    """Sandwich training; every field is part of the checkpoint's identity except `save_every`
+    (and the `ADDED_RECIPE_FIELDS` at their defaults)."""
 
     steps: int = 3000
     batch_size: int = 128  # global: split evenly across ranks
@@ -422,6 +441,8 @@ class SupernetRecipe:
     temperature: float = 1.0  # in-place distillation's softmax temperature
     grad_clip: float = 5.0  # max global gradient norm (0: none)
     save_every: int = 200  # steps between checkpoints
+    # also distil the largest widths with r = 1 wherever allowed (`full_attention_config`)
+    full_attention_subnet: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "save_every"):
@@ -431,6 +452,9 @@ class SupernetRecipe:
         if not (isinstance(self.random_subnets, int) and self.random_subnets >= 0):
             raise ValueError(f"supernet recipe: random_subnets {self.random_subnets!r} must "
                              "be an integer ≥ 0")
+        if not isinstance(self.full_attention_subnet, bool):
+            raise ValueError(f"supernet recipe: full_attention_subnet "
+                             f"{self.full_attention_subnet!r} must be true or false")
         if not (self.lr > 0 and self.temperature > 0 and self.grad_clip >= 0
                 and 0 <= self.label_smoothing < 1 and 0 <= self.warmup_fraction < 1):
             raise ValueError("supernet recipe: lr, temperature > 0; grad_clip ≥ 0; "
@@ -440,8 +464,13 @@ class SupernetRecipe:
         return asdict(self)
 
     def identity(self) -> dict[str, Any]:
+        """The fields that make two trainings the same; a field added after the first
+        checkpoints were written is left out at its default, so those keep their identity."""
         out = self.to_dict()
         del out["save_every"]
+        for name, default in ADDED_RECIPE_FIELDS.items():
+            if out[name] == default:
+                del out[name]
         return out
 
     @classmethod
@@ -476,10 +505,15 @@ def rank_share(indices: np.ndarray, rank: int, world: int) -> np.ndarray:
     return indices[rank * share:(rank + 1) * share]
 
 
-def step_subnets(supernet: SuperNet, seed: int, step: int, k: int) -> list[EdgeViTConfig]:
-    """The sandwich of `step`: largest, smallest, then k random subnets (same on every rank)."""
+def step_subnets(supernet: SuperNet, seed: int, step: int, k: int, *,
+                 full_attention: bool = False) -> list[EdgeViTConfig]:
+    """The sandwich of `step`: largest, smallest, the full-attention one when asked, then k
+    random subnets (the same on every rank)."""
     rng = np.random.default_rng([seed, step, 1])
-    return [supernet.largest, supernet.smallest] + [supernet.sample(rng) for _ in range(k)]
+    fixed = [supernet.largest, supernet.smallest]
+    if full_attention and supernet.full_attention != supernet.largest:
+        fixed.append(supernet.full_attention)
+    return fixed + [supernet.sample(rng) for _ in range(k)]
 
 
 def sandwich_step(supernet: SuperNet, optimizer: torch.optim.Optimizer, images: torch.Tensor,
@@ -637,7 +671,8 @@ def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: in
                                  rank, world)
             images, labels = gather(dataset.train, torch.as_tensor(indices))
             ce, kd = sandwich_step(supernet, optimizer, images.to(device), labels.to(device),
-                                   step_subnets(supernet, seed, step, recipe.random_subnets),
+                                   step_subnets(supernet, seed, step, recipe.random_subnets,
+                                                full_attention=recipe.full_attention_subnet),
                                    recipe)
             if not (np.isfinite(ce) and np.isfinite(kd)):
                 raise ValueError(f"supernet training diverged at step {step}: loss {ce}, kd {kd}")

@@ -58,7 +58,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     if args.img_size < 32:
         raise CliError(f"--img-size {args.img_size}: EdgeViT needs H, W ≥ 32")
     recipe = SupernetRecipe(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                            random_subnets=args.random_subnets, save_every=args.save_every)
+                            random_subnets=args.random_subnets, save_every=args.save_every,
+                            full_attention_subnet=args.full_attention_subnet)
     record = train_supernet(args.out, data=args.data, img_size=args.img_size, recipe=recipe,
                             seed=args.seed, space=_space(args.space),
                             max_per_class=args.max_per_class, resume=args.resume,
@@ -120,6 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=ranged_float(0, 10), default=1e-3, help="AdamW peak learning rate")
     t.add_argument("--random-subnets", type=ranged_int(0, 64), default=2,
                    help="random subnets per step beside the largest and smallest (default 2)")
+    t.add_argument("--full-attention-subnet", action="store_true",
+                   help="also distil, each step, the largest widths with r = 1 wherever the "
+                        "space allows it (the sandwich's extremes never take r = 1)")
     t.add_argument("--save-every", type=COUNT, default=200, help="steps between checkpoints")
     t.add_argument("--seed", type=SEED, default=0, help="init, data-order and sampling seed")
     t.add_argument("--max-per-class", type=COUNT, default=None, metavar="K",

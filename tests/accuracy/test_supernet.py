@@ -162,6 +162,38 @@ def test_every_rank_gets_its_share_and_the_same_subnets(supernet) -> None:
     assert a[0] == supernet.largest and a[1] == supernet.smallest
 
 
+def test_the_full_attention_subnet_joins_the_sandwich_when_asked(supernet) -> None:
+    dense = supernet.full_attention
+    assert dense.sample_rates == (1, 1, 1, 1)  # every stage of the tiny space allows r = 1
+    assert (dense.widths, dense.depths, dense.mlp_ratio) == (
+        supernet.largest.widths, supernet.largest.depths, supernet.largest.mlp_ratio)
+    plain = step_subnets(supernet, 0, 5, 2)
+    with_dense = step_subnets(supernet, 0, 5, 2, full_attention=True)
+    assert dense not in plain[:2] and with_dense[2] == dense
+    assert with_dense[:2] + with_dense[3:] == plain  # the random draws are unchanged
+    # it trains the r = 1 path: the LayerNorm after propagation is skipped, qkv is not
+    torch.manual_seed(0)
+    net = SuperNet(TINY_SPACE, num_classes=10, in_chans=1)
+    recipe = SupernetRecipe(**TINY_RECIPE, full_attention_subnet=True)
+    before = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    x = torch.randn(8, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    sandwich_step(net, make_optimizer(net, recipe), x, torch.arange(8) % 10, [net.largest,
+                  net.full_attention], recipe)
+    changed = {k for k in before if not torch.equal(before[k], net.state_dict()[k])}
+    assert "body.stages.0.blocks.0.global_block.attn.qkv.weight" in changed
+
+
+def test_a_recipe_field_added_later_keeps_old_identities() -> None:
+    old = SupernetRecipe().identity()
+    assert "full_attention_subnet" not in old and "save_every" not in old
+    assert SupernetRecipe.from_dict({k: v for k, v in SupernetRecipe().to_dict().items()
+                                     if k != "full_attention_subnet"}).identity() == old
+    dense = SupernetRecipe(full_attention_subnet=True).identity()
+    assert dense == dict(old, full_attention_subnet=True)
+    with pytest.raises(ValueError, match="full_attention_subnet 1 must be true or false"):
+        SupernetRecipe(full_attention_subnet=1)
+
+
 def test_batchnorm_recalibration_is_the_exact_average() -> None:
     model = nn.Sequential(nn.BatchNorm2d(2))
     model[0].running_mean.fill_(5.0)
@@ -208,6 +240,9 @@ def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
         train_supernet(tmp_path / "b", **options)
     with pytest.raises(ValueError, match="another seed"):
         train_supernet(tmp_path / "b", resume=True, **{**options, "seed": 2})
+    with pytest.raises(ValueError, match="another recipe"):
+        train_supernet(tmp_path / "b", resume=True, **{**options, "recipe": SupernetRecipe(
+            steps=4, full_attention_subnet=True, **TINY_RECIPE)})
     resumed = train_supernet(tmp_path / "b", resume=True, **options)
     assert resumed["losses"] == straight["losses"] and len(straight["losses"]) == 4
     a = torch.load(tmp_path / "a" / CHECKPOINT_NAME, weights_only=True)
@@ -279,6 +314,18 @@ def test_an_fp16_export_loads_scores_alike_and_cannot_be_resumed(tmp_path, capsy
     with pytest.raises(ValueError, match="a folder or special file"):
         export_supernet(tmp_path / "run", tmp_path / "ship")
     export_supernet(tmp_path / "run", tmp_path / "again" / CHECKPOINT_NAME)  # ours: replaced
+
+
+def test_the_cli_passes_the_full_attention_subnet_on(tmp_path) -> None:
+    from analysis.cli import main
+
+    (tmp_path / "space.json").write_text(json.dumps(space_to_dict(TINY_SPACE)))
+    assert main(["supernet", "train", "--data", "digits", "--steps", "1", "--batch-size", "16",
+                 "--max-per-class", "2", "--space", str(tmp_path / "space.json"),
+                 "--full-attention-subnet", "--out", str(tmp_path / "out"), "--json"]) == 0
+    record = json.loads((tmp_path / "out" / RECORD_NAME).read_text())
+    assert record["recipe"]["full_attention_subnet"] is True and record["step"] == 1
+    assert supernet_fingerprint(record)["recipe"]["full_attention_subnet"] is True
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
