@@ -264,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="NAME[,NAME...]",
                         help="train only these configs, in this order (e.g. the shortest "
                              "first, to finish the most before a session ends); the names "
-                             "are the study's (edgevit_xxs, sample_07, ...)")
+                             "are the study's (edgevit_xxs, sample_07, ...); with "
+                             "--supernet, score these rows again (say, rows first timed on "
+                             "a busy machine)")
     parser.add_argument("--limit", type=int, default=None,
                         help="train at most this many work items in this run, then stop")
     parser.add_argument("--commit", action="store_true",
@@ -290,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         + [("noise", xxs, s) for s in range(args.seed + 1, args.seed + args.noise_seeds)])
     if args.noise_first:
         work.sort(key=lambda item: item[0] != "noise")
+    every_item = work
     if args.only is not None:
         by_name = {item[1].name: item for item in work if item[0] == "config"}
         unknown = [name for name in args.only if name not in by_name]
@@ -329,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.supernet:
         score_supernet(args, settings)
     study = update(args.json, settings, lambda st: None, commit=False, message="")
-    missing = [c.name for kind, c, _ in work if kind == "config"
+    missing = [c.name for kind, c, _ in every_item if kind == "config"
                and not any(r["name"] == c.name for r in study["configs"])]
-    missing += [f"XXS seed {s}" for kind, _, s in work if kind == "noise"
+    missing += [f"XXS seed {s}" for kind, _, s in every_item if kind == "noise"
                 and not any(r["seed"] == s for r in study["noise"])]
     if missing:
         print(f"{len(missing)} work item(s) still to train: {', '.join(missing)}; rerun to go on")
@@ -359,7 +362,8 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     images, top-1 on the first --eval-images held-out ones, default EVAL_IMAGES), with its
     seconds; and `supernet_full`, top-1 on the study's whole held-out set (--max-test), with
     `supernet_prefix`, top-1 on its first M images for each M of EVAL_PREFIXES, from the same
-    pass (how the ranking degrades as a search evaluates fewer images, and faster)."""
+    pass (how the ranking degrades as a search evaluates fewer images, and faster). Rows
+    named by --only are scored again even when they have the column."""
     supernet, record = load_supernet(args.supernet)
     if (record["data"]["source"], record["data"]["img_size"]) != ("fashion-mnist",
                                                                   args.img_size):
@@ -378,8 +382,9 @@ def score_supernet(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     rescore = old != identity
     dataset = supernet_dataset(record)
     scored = {}
+    again = set(args.only or ())
     for row in study["configs"]:
-        if rescore or "supernet" not in row:
+        if rescore or "supernet" not in row or row["name"] in again:
             config = EdgeViTConfig.from_dict(row["config"])
             quick = evaluate_subnet(supernet, config, dataset, eval_images=args.eval_images,
                                     seed=args.seed)

@@ -89,6 +89,17 @@ def test_two_shards_fill_one_study_and_a_rerun_trains_nothing(tmp_path, capsys):
             if r["method"].startswith("supernet:")]
     assert len(rows) == 1 and rows[0]["supernet"] == supernet_fingerprint(record)
     assert any(r["method"].startswith("supernet:") for r in scored["summary"]["table"])
+    # --only with --supernet scores the named rows again (rows timed on a busy machine)
+    for row in scored["configs"]:
+        row["supernet_seconds"] = -1.0
+    path.write_text(json.dumps(scored))
+    assert study.main(["--smoke", "--json", str(path), "--supernet", str(tmp_path / "supernet"),
+                       "--only", "edgevit_xs"]) == 0
+    again = {r["name"]: r for r in json.loads(path.read_text())["configs"]}
+    assert again["edgevit_xs"]["supernet_seconds"] > 0
+    assert again["edgevit_xs"]["supernet"] == next(
+        r["supernet"] for r in scored["configs"] if r["name"] == "edgevit_xs")  # deterministic
+    assert all(r["supernet_seconds"] == -1.0 for n, r in again.items() if n != "edgevit_xs")
     other = train_supernet(tmp_path / "other", data="fashion-mnist", img_size=32,
                            max_per_class=5, recipe=SupernetRecipe(steps=2, batch_size=10,
                                                                   random_subnets=0))
@@ -119,5 +130,7 @@ def test_only_trains_the_named_configs_in_that_order(tmp_path):
     rows = json.loads(path.read_text())["configs"]
     assert [r["name"] for r in rows] == ["sample_00", "edgevit_xs"]  # its order, not the study's
     assert json.loads(path.read_text())["noise"] == []
+    # the others are still to train: no summary yet
+    assert "summary" not in json.loads(path.read_text())
     with pytest.raises(SystemExit, match="no config named sample_99.*edgevit_xxs"):
         study.main(["--smoke", "--json", str(path), "--only", "edgevit_xs,sample_99"])
