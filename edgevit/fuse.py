@@ -7,6 +7,8 @@ so outputs change only by float32 rounding (≤ 1e-4 relative; tests/test_infere
     first pointwise conv, norm2 into the ConvMlp's fc1; those BatchNorms become `nn.Identity`.
     (With the LSA mixer norm1 stays: its windows zero-pad *after* the norm.) The final
     BatchNorm stays, since `forward_features` returns its output (it costs ~0.1 %).
+    `fuse_model(model, fold_batchnorm=False)` leaves LocalAgg's BatchNorms unfolded, so their
+    statistics can be recalibrated on the fast form; `fold_batchnorms` folds them afterwards.
   * The identity of every `x + dw3×3(x)` position encoding added to the kernel's centre tap.
   * GlobalSparseAttn with the release's top-left sampler: the block's norm1 LayerNorm moved
     onto the h'·w' delegates (`delegate_norm`: r² times fewer tokens), no padding before
@@ -135,27 +137,35 @@ class PointwiseLinear(nn.Module):
 
 
 @torch.no_grad()
-def fold_batchnorm_into_pointwise(norm: nn.BatchNorm2d, conv: nn.Conv2d) -> None:
-    """Rewrite the 1×1 `conv` in place so that conv'(x) = conv(norm(x)) in eval mode.
+def fold_batchnorm_into_pointwise(norm: nn.BatchNorm2d, layer: nn.Conv2d | PointwiseLinear
+                                  ) -> None:
+    """Rewrite the pointwise `layer` (a 1×1 convolution, or a `PointwiseLinear` on maps) in
+    place so that layer'(x) = layer(norm(x)) in eval mode.
 
     norm(x) = a·x + s per channel (a = γ/√(var + ε), s = β − mean·a), so
-    W' = W·diag(a) and b' = b + W·s. Computed in float64, stored in the conv's dtype.
+    W' = W·diag(a) and b' = b + W·s. Computed in float64, stored in the layer's dtype.
     """
-    if conv.kernel_size != (1, 1) or conv.groups != 1 or conv.in_channels != norm.num_features:
+    if isinstance(layer, PointwiseLinear):
+        pointwise = layer.on_map and layer.weight.shape[1] == norm.num_features
+    else:
+        pointwise = (layer.kernel_size == (1, 1) and layer.groups == 1
+                     and layer.in_channels == norm.num_features)
+    if not pointwise:
         raise ValueError(f"expected a 1×1 convolution over {norm.num_features} channels, "
-                         f"got {conv}")
+                         f"got {layer}")
     if norm.running_mean is None or norm.running_var is None or not norm.affine:
         raise ValueError(f"{norm} has no running statistics or affine parameters to fold")
     scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
     shift = norm.bias.double() - norm.running_mean.double() * scale
-    weight = conv.weight.double()  # (C_out, C_in, 1, 1)
-    bias = conv.bias.double() if conv.bias is not None else weight.new_zeros(conv.out_channels)
-    bias = bias + weight.flatten(1) @ shift
-    conv.weight.copy_(weight * scale[None, :, None, None])
-    if conv.bias is None:
-        conv.bias = nn.Parameter(bias.to(conv.weight.dtype))
+    weight = layer.weight.double()  # (C_out, C_in, 1, 1) or (C_out, C_in)
+    flat = weight.flatten(1)  # (C_out, C_in)
+    bias = layer.bias.double() if layer.bias is not None else weight.new_zeros(len(flat))
+    bias = bias + flat @ shift
+    layer.weight.copy_((flat * scale[None, :]).reshape(weight.shape))
+    if layer.bias is None:
+        layer.bias = nn.Parameter(bias.to(layer.weight.dtype))
     else:
-        conv.bias.copy_(bias)
+        layer.bias.copy_(bias)
 
 
 @torch.no_grad()
@@ -178,14 +188,22 @@ def use_broadcast_local_prop(prop: DeconvProp) -> None:
     prop.broadcast_weight = weight.contiguous()  # a non-persistent buffer: not in the state_dict
 
 
-def _fuse_local_agg(block: LocalAgg) -> None:
+def _fuse_local_agg(block: LocalAgg, fold_batchnorm: bool) -> None:
     fold_identity_into_depthwise(block.pos_embed)
     block.pos_embed_folded = True
-    if isinstance(block.mixer, ConvMixer):  # LSA keeps its BatchNorm (see the module doc)
+    if fold_batchnorm:
+        _fold_local_agg_norms(block)
+
+
+def _fold_local_agg_norms(block: LocalAgg) -> None:
+    """Fold the block's BatchNorms into the pointwise layers after them (where still there)."""
+    # LSA keeps its norm1 (see the module doc)
+    if isinstance(block.mixer, ConvMixer) and isinstance(block.norm1, nn.BatchNorm2d):
         fold_batchnorm_into_pointwise(block.norm1, block.mixer.conv1)
         block.norm1 = nn.Identity()
-    fold_batchnorm_into_pointwise(block.norm2, block.mlp.fc1)
-    block.norm2 = nn.Identity()
+    if isinstance(block.norm2, nn.BatchNorm2d):
+        fold_batchnorm_into_pointwise(block.norm2, block.mlp.fc1)
+        block.norm2 = nn.Identity()
 
 
 def _fuse_global_block(block: GlobalBlock) -> None:
@@ -224,10 +242,13 @@ def _use_pointwise_linear(module: nn.Module) -> None:
         setattr(module, name, PointwiseLinear(getattr(module, name)))
 
 
-def fuse_model(model: nn.Module) -> nn.Module:
+def fuse_model(model: nn.Module, *, fold_batchnorm: bool = True) -> nn.Module:
     """Fuse `model` (an `EdgeViT`) in place for inference (see the module docstring) and return it.
 
-    Raises RuntimeError in training mode. Fusing a fused model does nothing.
+    `fold_batchnorm=False` leaves LocalAgg's BatchNorms in place (the rest is fused), so that
+    their statistics can still be recalibrated on the fast form (BatchNorm modules set to train
+    mode alone); `fold_batchnorms` then folds them. Raises RuntimeError in training mode.
+    Fusing a fused model does nothing.
     """
     if model.training:
         raise RuntimeError("fuse() is for inference: call model.eval() first "
@@ -236,7 +257,7 @@ def fuse_model(model: nn.Module) -> nn.Module:
         return model
     for module in list(model.modules()):
         if isinstance(module, LocalAgg):
-            _fuse_local_agg(module)
+            _fuse_local_agg(module, fold_batchnorm)
         elif isinstance(module, GlobalBlock):
             _fuse_global_block(module)
     for module in list(model.modules()):
@@ -246,6 +267,22 @@ def fuse_model(model: nn.Module) -> nn.Module:
     model.to(memory_format=torch.channels_last)
     model.channels_last = True
     model.register_buffer(FUSED_MARKER, torch.ones((), dtype=torch.bool))
+    return model
+
+
+def fold_batchnorms(model: nn.Module) -> nn.Module:
+    """Fold the LocalAgg BatchNorms that `fuse_model(model, fold_batchnorm=False)` left, with
+    their current running statistics, into the pointwise layers after them; returns `model`.
+    Raises RuntimeError for a model that is not fused or a BatchNorm in training mode."""
+    if not is_fused(model):
+        raise RuntimeError("fold_batchnorms() folds into a fused model: call "
+                           "fuse_model(model, fold_batchnorm=False) first")
+    for module in list(model.modules()):
+        if isinstance(module, LocalAgg):
+            if module.norm1.training or module.norm2.training:
+                raise RuntimeError("fold_batchnorms() folds running statistics: put the "
+                                   "BatchNorms in eval mode first")
+            _fold_local_agg_norms(module)
     return model
 
 
@@ -272,6 +309,7 @@ __all__ = [
     "PointwiseLinear",
     "compile_fused",
     "fold_batchnorm_into_pointwise",
+    "fold_batchnorms",
     "fold_identity_into_depthwise",
     "fuse_model",
     "is_fused",

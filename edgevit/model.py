@@ -105,15 +105,16 @@ class EdgeViT(nn.Module):
                 module.fused_attn = enable
         return self
 
-    def fuse(self) -> EdgeViT:
+    def fuse(self, *, fold_batchnorm: bool = True) -> EdgeViT:
         """Rewrite this model in place into its fast inference form (eval mode only) and return
         it: BatchNorms folded into convolutions, channels-last maps, SDPA, ... (`edgevit.fuse`).
 
         Outputs stay equal to float32 rounding. The fused model cannot be trained and its
         `state_dict()` differs from the faithful one; to undo, load the original weights into
-        a fresh `EdgeViT(model.config)`.
+        a fresh `EdgeViT(model.config)`. `fold_batchnorm=False` leaves LocalAgg's BatchNorms
+        unfolded for recalibration (`edgevit.fuse.fold_batchnorms` folds them afterwards).
         """
-        return fuse_model(self)
+        return fuse_model(self, fold_batchnorm=fold_batchnorm)
 
     @property
     def is_fused(self) -> bool:

@@ -81,6 +81,7 @@ from torch.func import functional_call
 
 from analysis.cost import DEFAULT_SPACE, SearchSpace
 from edgevit.config import EdgeViTConfig
+from edgevit.fuse import fold_batchnorms
 from edgevit.layers import DeconvProp
 from edgevit.model import EdgeViT
 
@@ -353,13 +354,16 @@ def extract_subnet(supernet: SuperNet, config: EdgeViTConfig) -> EdgeViT:
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, batches: Sequence[torch.Tensor]) -> nn.Module:
     """Reset every BatchNorm's running statistics, then set them to the exact average over
-    `batches` (momentum None: a cumulative average) in train mode; returns `model` in eval."""
+    `batches` (momentum None: a cumulative average), running the model with its BatchNorms
+    alone in train mode (so a model fused with `fold_batchnorm=False` recalibrates too);
+    returns `model` in eval mode."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
+    model.eval()
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
+        m.train()
     for images in batches:
         model(images)
     for m, momentum in zip(norms, momenta):
@@ -401,9 +405,11 @@ def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDat
     calib = [gather(dataset.train, order[i:i + batch_size])[0]
              for i in range(0, n_calib, batch_size)]
     calib[-1] = calib[-1][:n_calib - batch_size * (len(calib) - 1)]
-    recalibrate_batchnorm(model, calib)
-    if fuse:
-        model.fuse()
+    if fuse:  # recalibrate on the fast form, then fold the fresh statistics
+        model.fuse(fold_batchnorm=False)
+        fold_batchnorms(recalibrate_batchnorm(model, calib))
+    else:
+        recalibrate_batchnorm(model, calib)
     n_test = len(dataset.test) if eval_images is None else min(eval_images, len(dataset.test))
     correct, prefix_correct = 0, {}
     marks = sorted({int(m) for m in prefixes if 0 < m <= n_test})

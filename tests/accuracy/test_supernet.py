@@ -215,6 +215,27 @@ def test_fused_and_faithful_evaluation_agree(supernet) -> None:
         assert fused.calib_images == 40
 
 
+def test_recalibrating_the_fused_form_gives_the_faithful_statistics(supernet) -> None:
+    """evaluate_subnet recalibrates on the fused form (BatchNorms not yet folded): the
+    statistics equal those of the faithful model recalibrated on the same images."""
+    config = configs(supernet, 1)[0]
+    faithful = extract_subnet(supernet, config)
+    fused = extract_subnet(supernet, config).fuse(fold_batchnorm=False)
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.randn(8, 1, 32, 32, generator=gen) for _ in range(2)]
+    recalibrate_batchnorm(faithful, batches)
+    recalibrate_batchnorm(fused, batches)
+    expected = {n: m for n, m in faithful.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    got = {n: m for n, m in fused.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    assert got.keys() == expected.keys() and len(got) > 1
+    for name, norm in got.items():
+        assert not norm.training and norm.num_batches_tracked == 2
+        torch.testing.assert_close(norm.running_mean, expected[name].running_mean,
+                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(norm.running_var, expected[name].running_var,
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_prefix_counts_equal_scoring_fewer_images(supernet) -> None:
     data = load_digits_dataset(32)  # 360 held-out images: prefixes cross batch edges
     config = configs(supernet, 1)[0]

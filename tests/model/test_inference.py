@@ -28,6 +28,7 @@ from edgevit.fuse import (
     PointwiseLinear,
     compile_fused,
     fold_batchnorm_into_pointwise,
+    fold_batchnorms,
     fold_identity_into_depthwise,
     onednn_linear_available,
     use_broadcast_local_prop,
@@ -271,6 +272,50 @@ def test_fold_batchnorm_into_pointwise_is_exact() -> None:
     torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="1×1"):
         fold_batchnorm_into_pointwise(norm, nn.Conv2d(6, 4, 3))
+
+
+def test_fold_batchnorm_into_pointwise_linear_is_exact() -> None:
+    torch.manual_seed(5)
+    norm = randomize(nn.BatchNorm2d(6)).eval()
+    conv = nn.Conv2d(6, 4, 1)
+    x = torch.randn(2, 6, 5, 3)
+    expected = conv(norm(x))
+    layer = PointwiseLinear(conv)
+    fold_batchnorm_into_pointwise(norm, layer)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="1×1"):  # a linear on tokens is not after a BatchNorm2d
+        fold_batchnorm_into_pointwise(norm, PointwiseLinear(nn.Linear(6, 4)))
+
+
+def test_deferred_batchnorm_fold_equals_fuse() -> None:
+    """fuse(fold_batchnorm=False) keeps LocalAgg's BatchNorms and computes the same outputs;
+    fold_batchnorms then gives the structure and outputs of a plain fuse()."""
+    torch.manual_seed(7)
+    model = randomize(create_model("edgevit_xxs")).eval()
+    x = torch.randn(2, 3, 96, 80)
+    fused = fused_copy(model)
+    deferred = copy.deepcopy(model).fuse(fold_batchnorm=False)
+    assert deferred.is_fused
+    kept = [n for n, m in deferred.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(kept) == 1 + 2 * 5  # the final norm, and norm1 and norm2 of the 5 LocalAggs
+    with torch.inference_mode():
+        expected = model(x)
+        assert relative_error(deferred(x).numpy(), expected.numpy()) <= REL_TOL
+        fold_batchnorms(deferred)
+        assert [n for n, m in deferred.named_modules()
+                if isinstance(m, nn.BatchNorm2d)] == ["norm"]
+        torch.testing.assert_close(deferred(x), fused(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fold_batchnorms_refuses_unfused_models_and_training_norms() -> None:
+    model = create_model("edgevit_xxs").eval()
+    with pytest.raises(RuntimeError, match="fold_batchnorm=False"):
+        fold_batchnorms(model)
+    model.fuse(fold_batchnorm=False)
+    model.stages[0].blocks[0].local_agg.norm2.train()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        fold_batchnorms(model)
 
 
 def test_fold_identity_into_depthwise_is_exact() -> None:
