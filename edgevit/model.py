@@ -42,7 +42,7 @@ class EdgeViT(nn.Module):
         self.num_classes = config.num_classes
         self.num_features = config.widths[-1]
         total_blocks = sum(config.depths)
-        drop_paths = torch.linspace(0, config.drop_path_rate, total_blocks).tolist()
+        drop_paths = torch.linspace(0, config.drop_path_rate, total_blocks, device="cpu").tolist()
 
         stages: list[EdgeViTStage] = []
         block_index = 0

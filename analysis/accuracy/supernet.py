@@ -345,9 +345,11 @@ def extract_subnet(supernet: SuperNet, config: EdgeViTConfig) -> EdgeViT:
     """A standalone `EdgeViT` of `config` with the supernet's weights (and BatchNorm buffers)
     copied; in eval mode its outputs equal `supernet.eval()(x, config)`."""
     config = supernet.subnet_config(config)
-    model = EdgeViT(config)
-    state = {k: v.detach().clone() for k, v in supernet.subnet_state(config).items()}
-    model.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # shapes only: no initial weights drawn, every tensor assigned
+        model = EdgeViT(config)
+    state = {k: v.detach().clone()
+             for k, v in supernet.subnet_state(config, skeleton=model).items()}
+    model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
 
 
@@ -601,14 +603,36 @@ def _process_group() -> Iterator[tuple[int, int, torch.device]]:
         torch.distributed.destroy_process_group()
 
 
+def _warm_start(path: str | Path, *, space: SearchSpace, data: dict[str, Any]
+                ) -> tuple[SuperNet, dict[str, Any]]:
+    """(the supernet at `path`, its fingerprint) after checking it was trained over `space` on
+    `data` (source, resolution and slice); ValueError naming what differs."""
+    try:
+        init, record = load_supernet(path)
+    except ValueError as err:
+        raise ValueError(f"--init-from: {err}") from None
+    differ = [name for name, mine, theirs in (("space", space_to_dict(space), record["space"]),
+                                              ("data", data, record["data"]))
+              if mine != theirs]
+    if differ:
+        raise ValueError(f"--init-from {path} was trained with another {' and '.join(differ)} "
+                         f"({record['data']}); a warm start needs the same")
+    return init, supernet_fingerprint(record)
+
+
 def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: int = 32,
                    recipe: SupernetRecipe = SupernetRecipe(), seed: int = 0,
                    space: SearchSpace = DEFAULT_SPACE, max_per_class: int | None = None,
                    resume: bool = False, stop_after: int | None = None,
+                   init_from: str | Path | None = None,
                    threads: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Train (or, with `resume`, continue) a supernet into folder `out`; returns the record
     written to `out/supernet.json`. `stop_after` ends this run after that many steps (a
-    checkpoint is written; resume later). Under torchrun, every rank calls this."""
+    checkpoint is written; resume later). `init_from` starts from the weights of a trained
+    supernet (a training checkpoint or an export; same space, data and resolution) instead of
+    random ones, with a fresh optimizer and schedule: a warm start, recorded (its fingerprint)
+    in the record and the new checkpoint's fingerprint. Under torchrun, every rank calls
+    this."""
     out = Path(out)
     ckpt_path = out / CHECKPOINT_NAME
     data_record = dict(source=data, img_size=img_size, max_per_class=max_per_class)
@@ -617,6 +641,8 @@ def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: in
     if ckpt_path.exists() and not resume:
         raise ValueError(f"{out} already holds a supernet checkpoint: pass --resume to "
                          "continue it, or choose another --out")
+    init, init_record = (None, None) if init_from is None else _warm_start(
+        init_from, space=space, data=data_record)
     with _process_group() as (rank, world, device), torch_threads(
             DEFAULT_THREADS if threads is None else threads):
         dataset = load_dataset(data, img_size, max_per_class=max_per_class)
@@ -625,15 +651,22 @@ def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: in
             torch.manual_seed(seed)
             supernet = SuperNet(space, num_classes=dataset.num_classes,
                                 in_chans=dataset.in_chans)
+        if init is not None:
+            if (init.num_classes, init.in_chans) != (dataset.num_classes, dataset.in_chans):
+                raise ValueError(f"--init-from {init_from}: {init.num_classes} classes, "
+                                 f"{init.in_chans} channels; the data has "
+                                 f"{dataset.num_classes}, {dataset.in_chans}")
+            supernet.load_state_dict(init.state_dict())
         supernet.to(device)
         optimizer = make_optimizer(supernet, recipe)
         step, losses, seconds = 0, [], 0.0
         if resume and ckpt_path.exists():
             ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
             expected = dict(recipe=recipe.identity(), seed=seed, data=data_record,
-                            space=space_to_dict(space))
+                            space=space_to_dict(space), init_from=init_record)
             found = dict(recipe=SupernetRecipe.from_dict(ckpt["recipe"]).identity(),
-                         seed=ckpt["seed"], data=ckpt["data"], space=ckpt["space"])
+                         seed=ckpt["seed"], data=ckpt["data"], space=ckpt["space"],
+                         init_from=(ckpt.get("init_from") or {}).get("fingerprint"))
             differ = sorted(k for k in expected if expected[k] != found[k])
             if differ:
                 raise ValueError(f"{ckpt_path} was trained with another {', '.join(differ)}: "
@@ -656,6 +689,8 @@ def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: in
                           space=space_to_dict(space), num_classes=dataset.num_classes,
                           in_chans=dataset.in_chans, step=step, losses=losses,
                           seconds=seconds + time.perf_counter() - start)
+            if init_record is not None:
+                record["init_from"] = dict(path=str(init_from), fingerprint=init_record)
             if rank == 0:
                 _save_atomic(dict(record, model=supernet.state_dict(),
                                   optimizer=optimizer.state_dict()), ckpt_path)
@@ -728,12 +763,16 @@ def load_supernet(path: str | Path) -> tuple[SuperNet, dict[str, Any]]:
 
 def supernet_fingerprint(record: dict[str, Any]) -> dict[str, Any]:
     """What makes two checkpoints the same trained supernet (JSON-ready): the step reached,
-    the seed, the data, the space, the recipe's identity and the stored precision (an fp16
-    export scores slightly differently), not where the file lies."""
-    return dict(step=int(record["step"]), seed=int(record["seed"]), data=dict(record["data"]),
-                space=record["space"],
-                recipe=SupernetRecipe.from_dict(record["recipe"]).identity(),
-                weights_dtype=record.get("weights_dtype", "float32"))
+    the seed, the data, the space, the recipe's identity, the stored precision (an fp16
+    export scores slightly differently) and, after a warm start, the fingerprint of the
+    supernet it started from; not where the file lies."""
+    out = dict(step=int(record["step"]), seed=int(record["seed"]), data=dict(record["data"]),
+               space=record["space"],
+               recipe=SupernetRecipe.from_dict(record["recipe"]).identity(),
+               weights_dtype=record.get("weights_dtype", "float32"))
+    if record.get("init_from"):  # a warm start: the supernet it started from
+        out["init_from"] = record["init_from"]["fingerprint"]
+    return out
 
 
 EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}

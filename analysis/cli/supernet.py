@@ -1,7 +1,8 @@
 """`edgevit supernet train|eval`: a weight-sharing supernet over the search space.
 
 train   sandwich training into a folder (`supernet.pt` + `supernet.json`); `--resume` continues
-        from the last checkpoint, `--stop-after K` ends this run after K steps. Runs under
+        from the last checkpoint, `--stop-after K` ends this run after K steps, `--init-from
+        CKPT` starts from a trained supernet's weights (a warm start). Runs under
         `torchrun --nproc-per-node N` as well (data-parallel; gloo on CPUs, NCCL on GPUs).
 eval    a subnet's held-out top-1 with inherited weights (BatchNorm recalibrated).
 export  the weights alone in float16 (no optimizer state): a file to commit or ship.
@@ -63,7 +64,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     record = train_supernet(args.out, data=args.data, img_size=args.img_size, recipe=recipe,
                             seed=args.seed, space=_space(args.space),
                             max_per_class=args.max_per_class, resume=args.resume,
-                            stop_after=args.stop_after, threads=args.threads,
+                            stop_after=args.stop_after, init_from=args.init_from,
+                            threads=args.threads,
                             progress=not args.json)
     if not args.json:
         last = record["losses"][-1] if record["losses"] else None
@@ -132,6 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="search space as JSON (a supernet.json's `space`); default: the suite's")
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder")
     t.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    t.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="warm start: begin from this trained supernet's weights (same space, "
+                        "data and --img-size; a fresh optimizer and schedule); recorded")
     t.add_argument("--stop-after", type=COUNT, default=None, metavar="K",
                    help="stop this run after K steps (checkpointed; --resume later)")
     t.add_argument("--threads", type=THREADS, default=None,

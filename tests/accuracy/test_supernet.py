@@ -79,9 +79,14 @@ def test_an_extracted_subnet_is_a_plain_edgevit_with_the_supernets_outputs(super
     supernet.eval()
     seen_rates = set()
     for config in configs(supernet):
+        rng = torch.random.get_rng_state()
         model = extract_subnet(supernet, config)
+        assert torch.equal(torch.random.get_rng_state(), rng)  # built without drawing weights
         assert type(model) is EdgeViT and model.config == supernet.subnet_config(config)
         assert not model.training
+        tensors = list(model.state_dict().values())
+        assert all(t.device.type == "cpu" for t in tensors)
+        assert all(p.requires_grad and p.dtype == torch.float32 for p in model.parameters())
         expected = supernet(x, config)
         torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
         seen_rates.add(config.sample_rates[0])
@@ -290,6 +295,45 @@ def test_checkpoint_resume_and_the_supernet_method(tmp_path) -> None:
         AccuracyEvaluator(f"supernet:{tmp_path / 'nowhere'}").evaluate(net.largest)
 
 
+def test_a_warm_start_begins_from_the_given_supernet_and_is_recorded(tmp_path) -> None:
+    """--init-from: step 0 holds the source's weights (an lr of 1e-12 keeps them to float32
+    rounding after one step, while a cold start is far off); the record and the fingerprint
+    name the source; resuming with another source, or a source of another space or data,
+    is refused."""
+    options = dict(data="digits", img_size=32, space=TINY_SPACE, max_per_class=8, seed=1)
+    source = train_supernet(tmp_path / "source", recipe=SupernetRecipe(steps=2, **TINY_RECIPE),
+                            **{**options, "seed": 2})  # other initial weights than "cold"
+    still = SupernetRecipe(steps=2, **{**TINY_RECIPE, "lr": 1e-12, "save_every": 1})
+    warm = train_supernet(tmp_path / "warm", recipe=still, init_from=tmp_path / "source",
+                          stop_after=1, **options)
+    cold = train_supernet(tmp_path / "cold", recipe=still, stop_after=1, **options)
+    weights = {name: torch.load(tmp_path / name / CHECKPOINT_NAME, weights_only=True)["model"]
+               for name in ("source", "warm", "cold")}
+    for key, tensor in weights["source"].items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(weights["warm"][key], tensor, rtol=1e-5, atol=1e-7)
+    assert max((weights["cold"][k] - t).abs().max().item()
+               for k, t in weights["source"].items() if t.is_floating_point()) > 0.1
+    assert warm["init_from"] == dict(path=str(tmp_path / "source"),
+                                     fingerprint=supernet_fingerprint(source))
+    assert supernet_fingerprint(warm)["init_from"] == supernet_fingerprint(source)
+    assert "init_from" not in cold and "init_from" not in supernet_fingerprint(cold)
+    with pytest.raises(ValueError, match="another init_from"):
+        train_supernet(tmp_path / "warm", recipe=still, resume=True, **options)
+    with pytest.raises(ValueError, match="another init_from"):
+        train_supernet(tmp_path / "cold", recipe=still, resume=True,
+                       init_from=tmp_path / "source", **options)
+    resumed = train_supernet(tmp_path / "warm", recipe=still, resume=True,
+                             init_from=tmp_path / "source", **options)
+    assert resumed["step"] == 2 and resumed["init_from"] == warm["init_from"]
+    with pytest.raises(ValueError, match="another data"):
+        train_supernet(tmp_path / "other", recipe=still, init_from=tmp_path / "source",
+                       **{**options, "img_size": 48})
+    with pytest.raises(ValueError, match="--init-from: supernet checkpoint not found"):
+        train_supernet(tmp_path / "other", recipe=still, init_from=tmp_path / "nowhere",
+                       **options)
+
+
 def test_an_fp16_export_loads_scores_alike_and_cannot_be_resumed(tmp_path, capsys) -> None:
     from analysis.cli import main
 
@@ -337,16 +381,20 @@ def test_an_fp16_export_loads_scores_alike_and_cannot_be_resumed(tmp_path, capsy
     export_supernet(tmp_path / "run", tmp_path / "again" / CHECKPOINT_NAME)  # ours: replaced
 
 
-def test_the_cli_passes_the_full_attention_subnet_on(tmp_path) -> None:
+def test_the_cli_passes_the_full_attention_subnet_and_a_warm_start_on(tmp_path) -> None:
     from analysis.cli import main
 
     (tmp_path / "space.json").write_text(json.dumps(space_to_dict(TINY_SPACE)))
-    assert main(["supernet", "train", "--data", "digits", "--steps", "1", "--batch-size", "16",
-                 "--max-per-class", "2", "--space", str(tmp_path / "space.json"),
-                 "--full-attention-subnet", "--out", str(tmp_path / "out"), "--json"]) == 0
+    train = ["supernet", "train", "--data", "digits", "--steps", "1", "--batch-size", "16",
+             "--max-per-class", "2", "--space", str(tmp_path / "space.json"), "--json"]
+    assert main([*train, "--full-attention-subnet", "--out", str(tmp_path / "out")]) == 0
     record = json.loads((tmp_path / "out" / RECORD_NAME).read_text())
     assert record["recipe"]["full_attention_subnet"] is True and record["step"] == 1
     assert supernet_fingerprint(record)["recipe"]["full_attention_subnet"] is True
+    assert main([*train, "--init-from", str(tmp_path / "out"), "--out",
+                 str(tmp_path / "warm")]) == 0
+    warm = json.loads((tmp_path / "warm" / RECORD_NAME).read_text())
+    assert warm["init_from"]["fingerprint"] == supernet_fingerprint(record)
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
