@@ -262,30 +262,21 @@ def test_fused_maps_stay_channels_last() -> None:
 # ---- each rewrite on its own ----------------------------------------------------------------
 
 
-def test_fold_batchnorm_into_pointwise_is_exact() -> None:
+@pytest.mark.parametrize("as_pointwise_linear", [False, True])
+def test_fold_batchnorm_into_pointwise_is_exact(as_pointwise_linear: bool) -> None:
+    """Into a 1×1 convolution, or into the `PointwiseLinear` a fused model holds instead."""
     torch.manual_seed(5)
     norm = randomize(nn.BatchNorm2d(6)).eval()
     conv = nn.Conv2d(6, 4, 1)
     x = torch.randn(2, 6, 5, 3)
-    expected = conv(norm(x))
-    fold_batchnorm_into_pointwise(norm, conv)
-    torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="1×1"):
-        fold_batchnorm_into_pointwise(norm, nn.Conv2d(6, 4, 3))
-
-
-def test_fold_batchnorm_into_pointwise_linear_is_exact() -> None:
-    torch.manual_seed(5)
-    norm = randomize(nn.BatchNorm2d(6)).eval()
-    conv = nn.Conv2d(6, 4, 1)
-    x = torch.randn(2, 6, 5, 3)
-    expected = conv(norm(x))
-    layer = PointwiseLinear(conv)
-    fold_batchnorm_into_pointwise(norm, layer)
     with torch.no_grad():
+        expected = conv(norm(x))
+        layer = PointwiseLinear(conv) if as_pointwise_linear else conv
+        fold_batchnorm_into_pointwise(norm, layer)
         torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="1×1"):  # a linear on tokens is not after a BatchNorm2d
-        fold_batchnorm_into_pointwise(norm, PointwiseLinear(nn.Linear(6, 4)))
+    not_pointwise = PointwiseLinear(nn.Linear(6, 4)) if as_pointwise_linear else nn.Conv2d(6, 4, 3)
+    with pytest.raises(ValueError, match="1×1"):  # a 3×3 kernel; a linear on tokens, not maps
+        fold_batchnorm_into_pointwise(norm, not_pointwise)
 
 
 def test_deferred_batchnorm_fold_equals_fuse() -> None:
