@@ -656,11 +656,13 @@ def train_supernet(out: str | Path, *, data: str = "fashion-mnist", img_size: in
                 raise ValueError(f"--init-from {init_from}: {init.num_classes} classes, "
                                  f"{init.in_chans} channels; the data has "
                                  f"{dataset.num_classes}, {dataset.in_chans}")
+        resuming = resume and ckpt_path.exists()
+        if init is not None and not resuming:  # a resumed run loads its own checkpoint
             supernet.load_state_dict(init.state_dict())
         supernet.to(device)
         optimizer = make_optimizer(supernet, recipe)
         step, losses, seconds = 0, [], 0.0
-        if resume and ckpt_path.exists():
+        if resuming:
             ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
             expected = dict(recipe=recipe.identity(), seed=seed, data=data_record,
                             space=space_to_dict(space), init_from=init_record)
