@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import nn
 
 from .config import BlockConfig, HeadConfig, StemConfig
@@ -56,6 +55,33 @@ def multi_head_attention(
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     attn = (q @ k.transpose(-2, -1)) * scale  # (B, heads, Nq, Nk)
     return attn.softmax(dim=-1) @ v  # (B, heads, Nq, d)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al., 2016) on a residual branch: in training, each sample's
+    branch output is zeroed with probability `drop_prob` and the kept ones scaled by
+    1 / (1 - drop_prob), so the expectation is unchanged; the identity in eval.
+
+    Written here rather than imported from timm: importing `timm.layers` pulls torchvision and
+    costs seconds in every process that only builds or costs a model.
+    """
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= drop_prob < 1.0:
+            raise ValueError(f"drop_prob must be in [0, 1), got {drop_prob!r}")
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.drop_prob == 0.0:
+            return x
+        keep_prob = 1.0 - self.drop_prob
+        # one Bernoulli draw per sample, broadcast over every other dim: (N, 1, ..., 1)
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
+        return x * keep.div_(keep_prob)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
 
 
 class LayerNorm2d(nn.LayerNorm):

@@ -1,15 +1,21 @@
-"""Named models: the release's presets and the paper's ablations, in this package and in timm."""
+"""Named models: the release's presets and the paper's ablations, in this package and in timm.
+
+The timm registration waits for timm: if timm is already imported it happens at once, otherwise
+when timm is first imported (a one-shot import hook). `import edgevit` therefore never imports
+timm or torchvision itself, which saves seconds in every process that only builds, costs or
+scores a model (each NNI trial is one).
+"""
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from timm.models import build_model_with_cfg
-from timm.models import is_model as timm_is_model
-from timm.models import register_model as timm_register_model
 
 from .ablations import ABLATIONS
 from .checkpoint import load_checkpoint
@@ -58,6 +64,8 @@ def _timm_entrypoint(name: str) -> Callable[..., EdgeViT]:
     """A timm model function for `name`, named `name` (timm registers by `__name__`)."""
 
     def build(pretrained: bool = False, **kwargs: Any) -> Any:
+        from timm.models import build_model_with_cfg
+
         if pretrained:
             raise ValueError(
                 f"{name}: no pretrained weights are shipped; load a checkpoint with "
@@ -90,11 +98,13 @@ def _timm_entrypoint(name: str) -> Callable[..., EdgeViT]:
     return build
 
 
-def _register_all() -> None:
-    """Register every preset here and in timm. A name that another package registered in timm
-    first gets timm's own behaviour: a warning, and the later registration (ours) wins."""
-    for name, config in {**PRESETS, **ABLATIONS}.items():
-        register_config(name, config)
+def _register_with_timm() -> None:
+    """Register every preset and ablation in timm. A name that another package registered in
+    timm first gets timm's own behaviour: a warning, and the later registration (ours) wins."""
+    from timm.models import is_model as timm_is_model
+    from timm.models import register_model as timm_register_model
+
+    for name in {**PRESETS, **ABLATIONS}:
         entrypoint = _timm_entrypoint(name)
         if timm_is_model(name):
             warnings.warn(f"timm already has a model named {name!r} (from "
@@ -109,6 +119,39 @@ def _timm_module_of(name: str) -> str:
     from timm.models._registry import _model_to_module
 
     return _model_to_module.get(name, "another module")
+
+
+class _RegisterWhenTimmLoads(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: on the first `import timm` it asks the other finders for timm's
+    spec and wraps its loader, so that `_register_with_timm` runs right after timm's own
+    `__init__`; then it leaves `sys.meta_path`."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "timm":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("timm")
+        if spec is None or spec.loader is None:
+            return spec
+        run_timm_init = spec.loader.exec_module
+
+        def run_timm_init_then_register(module: Any) -> None:
+            run_timm_init(module)
+            _register_with_timm()
+
+        spec.loader.exec_module = run_timm_init_then_register  # type: ignore[method-assign]
+        return spec
+
+
+def _register_all() -> None:
+    """Register every preset here, and in timm now or as soon as timm is imported."""
+    for name, config in {**PRESETS, **ABLATIONS}.items():
+        register_config(name, config)
+    if "timm" in sys.modules:
+        _register_with_timm()
+    else:
+        sys.meta_path.insert(0, _RegisterWhenTimmLoads())
 
 
 _register_all()

@@ -220,6 +220,45 @@ def test_a_name_timm_already_has_warns_and_ours_wins() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_importing_edgevit_leaves_timm_unimported_until_a_user_imports_it() -> None:
+    """`import edgevit` costs no timm/torchvision import; the timm names appear the moment
+    timm is imported, through any of its submodules."""
+    script = (
+        "import sys, edgevit\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('timm', 'torchvision')]\n"
+        "assert not loaded, loaded\n"
+        "assert type(edgevit.create_model('edgevit_xxs')) is edgevit.EdgeViT\n"
+        "from timm.models import create_model, is_model\n"
+        "assert all(is_model(n) for n in edgevit.list_models()), edgevit.list_models()\n"
+        "model = create_model('edgevit_s', features_only=True)\n"
+        "assert model.feature_info.channels() == list(edgevit.preset_config('edgevit_s').widths)\n"
+        "assert not [f for f in sys.meta_path if 'Timm' in type(f).__name__]\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_drop_path_draws_as_timms_and_is_the_identity_in_eval() -> None:
+    from timm.layers import DropPath as TimmDropPath
+
+    from edgevit.layers import DropPath
+
+    x = torch.randn(64, 5, 3, 3)
+    ours, theirs = DropPath(0.3).train(), TimmDropPath(0.3).train()
+    torch.manual_seed(0)
+    expected = theirs(x)
+    torch.manual_seed(0)
+    got = ours(x)
+    assert torch.equal(got, expected)
+    dropped = (got.flatten(1) == 0).all(dim=1)
+    assert 0 < dropped.sum() < 64  # whole samples dropped, the others scaled by 1 / 0.7
+    torch.testing.assert_close(got[~dropped], x[~dropped] / 0.7)
+    assert ours.eval()(x) is x
+    with pytest.raises(ValueError, match="drop_prob"):
+        DropPath(1.0)
+
+
 def test_reset_classifier_follows_timms_contract() -> None:
     model = create_model("edgevit_xxs")
     model.reset_classifier(7, global_pool="avg")
