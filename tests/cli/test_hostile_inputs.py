@@ -388,7 +388,9 @@ def test_a_thousand_hostile_inputs_are_clear_errors(tmp_path) -> None:
     seconds = np.array([r["seconds"] for r in results])
     print(f"\n{len(results)} hostile cases: {len(bad)} not a clear error; "
           f"median {np.median(seconds) * 1e3:.0f} ms, slowest {seconds.max():.1f} s, "
-          f"peak resident {max(r['peak_rss_mb'] for r in results):.0f} MB")
+          f"peak resident {max(r['peak_rss_mb'] for r in results):.0f} MB; slowest cases:")
+    for result in sorted(results, key=lambda r: -r["seconds"])[:8]:
+        print(f"  {result['seconds']:5.1f} s  {' '.join(cases[result['index']]['argv'])[:150]}")
     assert not bad, f"{len(bad)} of {len(results)} cases:\n" + "\n".join(map(str, bad[:40]))
     assert digest(tmp_path / "hostile") | digest(tmp_path / "theirs") == before
     assert not marker.exists(), "a checkpoint was unpickled as code"
