@@ -1,7 +1,8 @@
 """EdgeViT (Pan et al., ECCV 2022): a faithful, fast PyTorch implementation.
 
 Importing this package registers `edgevit_xxs`, `edgevit_xs`, `edgevit_s` and the paper's
-ablations with timm, so `timm.create_model("edgevit_xs", features_only=True)` works.
+ablations with timm, so `timm.create_model("edgevit_xs", features_only=True)` works; it does
+not import timm itself: the names reach timm when timm is imported, before or after this.
 """
 
 from .ablations import ABLATIONS
