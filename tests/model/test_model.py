@@ -198,6 +198,13 @@ def test_registering_a_name_twice_is_an_error() -> None:
         edgevit.register_config("edgevit_xxs", edgevit.preset_config("edgevit_s"))
 
 
+def assert_fresh_python_runs(script: str) -> None:
+    """Run `script` in a new interpreter (nothing imported yet); its asserts must hold."""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_a_name_timm_already_has_warns_and_ours_wins() -> None:
     """Another package (the official release's code, say) registered `edgevit_xxs` in timm
     first: importing ours warns, naming both, and ours is what timm then builds."""
@@ -215,9 +222,7 @@ def test_a_name_timm_already_has_warns_and_ours_wins() -> None:
         "messages[0], messages\n"
         "assert type(timm.create_model('edgevit_xxs')) is edgevit.EdgeViT\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert_fresh_python_runs(script)
 
 
 def test_importing_edgevit_leaves_timm_unimported_until_a_user_imports_it() -> None:
@@ -234,9 +239,7 @@ def test_importing_edgevit_leaves_timm_unimported_until_a_user_imports_it() -> N
         "assert model.feature_info.channels() == list(edgevit.preset_config('edgevit_s').widths)\n"
         "assert not [f for f in sys.meta_path if 'Timm' in type(f).__name__]\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert_fresh_python_runs(script)
 
 
 def test_drop_path_draws_as_timms_and_is_the_identity_in_eval() -> None:
