@@ -23,6 +23,7 @@ from .config import PRESETS, EdgeViTConfig
 from .model import EdgeViT
 
 _CONFIGS: dict[str, EdgeViTConfig] = {}
+_BUILT_IN: dict[str, EdgeViTConfig] = {**PRESETS, **ABLATIONS}  # registered here and in timm
 
 
 def register_config(name: str, config: EdgeViTConfig) -> None:
@@ -104,7 +105,7 @@ def _register_with_timm() -> None:
     from timm.models import is_model as timm_is_model
     from timm.models import register_model as timm_register_model
 
-    for name in {**PRESETS, **ABLATIONS}:
+    for name in _BUILT_IN:
         entrypoint = _timm_entrypoint(name)
         if timm_is_model(name):
             warnings.warn(f"timm already has a model named {name!r} (from "
@@ -146,7 +147,7 @@ class _RegisterWhenTimmLoads(importlib.abc.MetaPathFinder):
 
 def _register_all() -> None:
     """Register every preset here, and in timm now or as soon as timm is imported."""
-    for name, config in {**PRESETS, **ABLATIONS}.items():
+    for name, config in _BUILT_IN.items():
         register_config(name, config)
     if "timm" in sys.modules:
         _register_with_timm()
