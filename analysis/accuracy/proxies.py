@@ -8,7 +8,9 @@ weights and buffers are never changed.
 synflow    Tanaka et al. 2020, as used by Abdelfattah et al. 2021 ("Zero-cost proxies"):
            float64 copy, every parameter replaced by its absolute value, BatchNorm in eval
            mode, one all-ones input (1, C, H, W); R = sum of the logits;
-           score = Σ |θ ⊙ ∂R/∂θ| over conv / linear / transposed-conv weights.
+           score = log10 Σ |θ ⊙ ∂R/∂θ| over conv / linear / transposed-conv weights. The sum
+           grows like a product over layers (≈ 1e3 … 1e16 across the search space at 64×64),
+           so its log10 is reported: the same ranking, on a scale a search can normalise.
 jacob_cov  Mellor et al. 2021, "NAS without training" (arXiv v1, the Jacobian-covariance score,
            "NASWOT" v1): J = ∂(Σ logits)/∂x per image (eval mode), flattened; C = corrcoef(J);
            score = −Σ_i [log(λ_i + 1e-5) + 1/(λ_i + 1e-5)] over the eigenvalues λ of C.
@@ -80,8 +82,9 @@ def synflow(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float
     net.zero_grad(set_to_none=True)
     net(ones).sum().backward()
     with torch.no_grad():
-        return float(sum((w * w.grad).abs().sum() for w in prunable_weights(net)
+        flow = float(sum((w * w.grad).abs().sum() for w in prunable_weights(net)
                          if w.grad is not None))
+    return math.log10(flow) if flow > 0 else -math.inf  # no flow at all: not a score
 
 
 @register_proxy("jacob_cov")

@@ -291,8 +291,8 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
 
 def value_name(trust: dict) -> str:
     """"accuracy" for a validated method that measures top-1 (short training, a scored
-    supernet), "score" otherwise: a proxy's raw value (synflow's ≈ 1e14, jacob_cov's ≈ −700 …
-    −1500) is never labelled an accuracy, even where a study validates its ranking."""
+    supernet), "score" otherwise: a proxy's value (synflow's log10 ≈ 4 … 16, jacob_cov's ≈ −700
+    … −1500) is never labelled an accuracy, even where a study validates its ranking."""
     if AccuracyMethod.parse(trust["method"]).kind == "proxy":
         return "score"
     return "accuracy" if trust["validated"] else "score"
@@ -314,7 +314,7 @@ def front_table(front: pd.DataFrame, method: str) -> str:
         times = (f"{row['predicted_latency_ms']:9.2f} {row['measured_latency_ms']:9.2f} "
                  f"{int(row['measured_round']):5d}" if measured else f"{row['latency_ms']:10.2f}")
         value = (f"{row['accuracy']:9.4f}" if value_name(trust) == "accuracy"
-                 else f"{row['accuracy']:9.4g}")  # a raw score may be 1e14 (synflow)
+                 else f"{row['accuracy']:9.4g}")  # a score has no fixed scale
         lines.append(f"{times} {value} {row['macs'] / 1e9:6.3f}  "
                      f"{list(config.widths)} / {list(config.depths)} / "
                      f"{list(config.sample_rates)} / {config.head_dim}, {config.mlp_ratio:g}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.accuracy import (
+    FASHION_STUDY,
     PROXIES,
     STUDY_JSON,
     AccuracyEvaluator,
@@ -23,6 +25,7 @@ from analysis.accuracy import (
     bootstrap_interval,
     build_model,
     cheapest_comparable,
+    compute_proxy,
     correlation_table,
     first_per_class,
     kendall_tau,
@@ -363,3 +366,21 @@ def test_committed_study_is_complete_and_consistent() -> None:
         assert spearman_rho(values, accuracy) == pytest.approx(stored[name]["rho"])
     assert study["recommended"]["method"] in PROXIES
     assert seconds["train"] > 0
+
+
+@pytest.mark.parametrize("study_path", [STUDY_JSON, FASHION_STUDY], ids=["digits", "fashion"])
+def test_committed_synflow_scores_are_todays_proxy(study_path) -> None:
+    """The stored synflow column (log10 of the flow) is what the proxy gives today, recomputed
+    for the study's lowest and highest scorer under the study's seed (synflow reads only the
+    input's shape, so no images are needed)."""
+    study = load_study(study_path)
+    img_size = (study.get("settings") or study["dataset"])["img_size"]
+    seed = (study.get("settings") or study)["seed"]
+    rows = sorted(study["configs"], key=lambda row: row["proxies"]["synflow"])
+    data_shape = SimpleNamespace(num_classes=10, in_chans=1)  # both studies: greyscale, 10 classes
+    for row in (rows[0], rows[-1]):
+        model = build_model(EdgeViTConfig.from_dict(row["config"]), data_shape, seed)
+        images = torch.zeros(1, 1, img_size, img_size)
+        score = compute_proxy("synflow", model, images, torch.zeros(1, dtype=torch.long))
+        assert score == pytest.approx(row["proxies"]["synflow"], abs=1e-9), row["name"]
+    assert rows[-1]["proxies"]["synflow"] - rows[0]["proxies"]["synflow"] > 3  # decades apart

@@ -116,7 +116,7 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
     assert table.splitlines()[0] == trust["label"] and " score " in table.splitlines()[1]
     assert " -750.2 " in table and " 1.5e+14 " in table  # a raw score keeps 4 digits at any scale
     assert value_name(trust_of("train:fashion-mnist")) == "accuracy"
-    # a proxy a study validates still ranks by a raw value (synflow's ≈ 1e14): a score
+    # a proxy a study validates still ranks by a score (synflow's log10 flow): not an accuracy
     validated_proxy = dict(trust_of("proxy:synflow@fashion-mnist/64"), validated=True)
     assert value_name(validated_proxy) == "score"
     assert "in no committed study" in trust_of("supernet:runs/x")["label"]
