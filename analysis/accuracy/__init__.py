@@ -41,7 +41,14 @@ from .methods import (
     proxy_scores,
     study_arrays,
 )
-from .proxies import COST_BASELINES, PROXIES, compute_proxy, cost_baseline, register_proxy
+from .proxies import (
+    COST_BASELINES,
+    PROXIES,
+    PROXY_MEANINGS,
+    compute_proxy,
+    cost_baseline,
+    register_proxy,
+)
 from .rank_stats import (
     RankCorrelation,
     average_ranks,
@@ -112,6 +119,7 @@ __all__ = [
     "METHOD_KINDS",
     "MethodChoice",
     "PROXIES",
+    "PROXY_MEANINGS",
     "PROXY_BATCH_SIZE",
     "RECORD_NAME",
     "RankCorrelation",

@@ -42,15 +42,18 @@ PRUNABLE = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 JACOB_EPS = 1e-5  # added to the eigenvalues before log and reciprocal (as in the reference)
 
 PROXIES: dict[str, ProxyFn] = {}
+PROXY_MEANINGS: dict[str, str] = {}  # name -> what its score is, for every output's label
 
 
-def register_proxy(name: str) -> Callable[[ProxyFn], ProxyFn]:
-    """Decorator: add a proxy under `name`; a name registered twice is an error."""
+def register_proxy(name: str, meaning: str) -> Callable[[ProxyFn], ProxyFn]:
+    """Decorator: add a proxy under `name`, its score described by `meaning` (shown beside
+    every score the search reports); a name registered twice is an error."""
 
     def add(fn: ProxyFn) -> ProxyFn:
         if name in PROXIES:
             raise ValueError(f"proxy {name!r} is already registered")
         PROXIES[name] = fn
+        PROXY_MEANINGS[name] = meaning
         return fn
 
     return add
@@ -72,7 +75,7 @@ def _loss_gradients(model: EdgeViT, images: torch.Tensor,
     return weights, grads
 
 
-@register_proxy("synflow")
+@register_proxy("synflow", "log10 of the synaptic flow Σ|θ·∂R/∂θ|")
 def synflow(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
     net = copy.deepcopy(model).double().eval()
     with torch.no_grad():
@@ -87,7 +90,7 @@ def synflow(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float
     return math.log10(flow) if flow > 0 else -math.inf  # no flow at all: not a score
 
 
-@register_proxy("jacob_cov")
+@register_proxy("jacob_cov", "the Jacobian-covariance score of NAS without training")
 def jacob_cov(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
     net = copy.deepcopy(model).eval()
     x = images.clone().requires_grad_(True)
@@ -101,14 +104,14 @@ def jacob_cov(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> flo
     return float(-np.sum(np.log(eigenvalues + JACOB_EPS) + 1.0 / (eigenvalues + JACOB_EPS)))
 
 
-@register_proxy("snip")
+@register_proxy("snip", "the SNIP saliency Σ|θ·∂L/∂θ|")
 def snip(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
     weights, grads = _loss_gradients(model, images, labels)
     with torch.no_grad():
         return float(sum((w * g).abs().sum() for w, g in zip(weights, grads)))
 
 
-@register_proxy("grad_norm")
+@register_proxy("grad_norm", "the summed gradient norms Σ‖∂L/∂θ‖")
 def grad_norm(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
     _, grads = _loss_gradients(model, images, labels)
     return float(sum(g.norm() for g in grads))
@@ -133,12 +136,12 @@ def _image_size(images: torch.Tensor) -> tuple[int, int]:
     return int(images.shape[-2]), int(images.shape[-1])
 
 
-@register_proxy("params")
+@register_proxy("params", "log10 of the parameter count")
 def log_params(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
     return cost_baseline("params", model.config, _image_size(images))
 
 
-@register_proxy("macs")
+@register_proxy("macs", "log10 of the multiply-accumulates")
 def log_macs(model: EdgeViT, images: torch.Tensor, labels: torch.Tensor) -> float:
     return cost_baseline("macs", model.config, _image_size(images))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.accuracy import AccuracyMethod, trust_of
+from analysis.accuracy import PROXY_MEANINGS, AccuracyMethod, trust_of
 from analysis.cost import DEFAULT_SPACE, macs_params
 from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
 from edgevit import PRESETS, EdgeViTConfig
@@ -195,8 +195,10 @@ def front_figure(trials: pd.DataFrame, presets: pd.DataFrame | None, method: str
                                      measured["measured_latency_ms"],
                                      measured["measured_round"])])
     trust = trust_of(method)
+    meaning = score_meaning(method)
+    named = f"{value_name(trust)} ({method})" + (f" = {meaning}" if meaning else "")
     fig.update_layout(xaxis_title="latency (ms)",
-                      yaxis_title=f"{value_name(trust)} ({method})<br><sub>{trust['label']}</sub>",
+                      yaxis_title=f"{named}<br><sub>{trust['label']}</sub>",
                       title="EdgeViT search: accuracy vs latency")
     return fig
 
@@ -298,6 +300,13 @@ def value_name(trust: dict) -> str:
     return "accuracy" if trust["validated"] else "score"
 
 
+def score_meaning(method: str) -> str | None:
+    """What a proxy's score is (e.g. "log10 of the synaptic flow …"); None for a method
+    whose value is a top-1 accuracy."""
+    parsed = AccuracyMethod.parse(method)
+    return PROXY_MEANINGS[parsed.name] if parsed.kind == "proxy" else None
+
+
 def front_table(front: pd.DataFrame, method: str) -> str:
     """The front as text: latency (predicted, and measured when the loop ran), accuracy (or
     score: `value_name`), MACs, per-stage widths/depths/r and the head_dim and mlp_ratio (two
@@ -306,9 +315,11 @@ def front_table(front: pd.DataFrame, method: str) -> str:
     measured = "measured_latency_ms" in front
     latency = (f"{'pred. ms':>9s} {'meas. ms':>9s} {'round':>5s}" if measured
                else f"{'latency ms':>10s}")
-    lines = [trust["label"],
-             f"{latency} {value_name(trust):>9s} {'GMACs':>6s}  widths / depths / r / "
-             "head_dim, mlp_ratio"]
+    lines = [trust["label"]]
+    if meaning := score_meaning(method):
+        lines.append(f"score = {meaning}: it ranks configs; it is not an accuracy")
+    lines.append(f"{latency} {value_name(trust):>9s} {'GMACs':>6s}  widths / depths / r / "
+                 "head_dim, mlp_ratio")
     for _, row in front.iterrows():
         config = EdgeViTConfig.from_json(row["config"])
         times = (f"{row['predicted_latency_ms']:9.2f} {row['measured_latency_ms']:9.2f} "

@@ -113,12 +113,15 @@ def test_outputs_name_the_method_and_its_trust(trials) -> None:
     front = trials.head(3).assign(latency_ms=[1.0, 2.0, 3.0], macs=[1e9] * 3,
                                   accuracy=[-750.25, 2.0, 1.5e14])
     table = front_table(front, method)
-    assert table.splitlines()[0] == trust["label"] and " score " in table.splitlines()[1]
+    assert table.splitlines()[0] == trust["label"] and " score " in table.splitlines()[2]
+    assert table.splitlines()[1].startswith("score = the Jacobian-covariance score")
     assert " -750.2 " in table and " 1.5e+14 " in table  # a raw score keeps 4 digits at any scale
     assert value_name(trust_of("train:fashion-mnist")) == "accuracy"
     # a proxy a study validates still ranks by a score (synflow's log10 flow): not an accuracy
     validated_proxy = dict(trust_of("proxy:synflow@fashion-mnist/64"), validated=True)
     assert value_name(validated_proxy) == "score"
+    assert "score = log10 of the synaptic flow" in front_table(front, "proxy:synflow")
+    assert "score =" not in front_table(front, "train:fashion-mnist")
     assert "in no committed study" in trust_of("supernet:runs/x")["label"]
 
 
