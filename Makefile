@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=25 tests --nbmake notebooks
+	$(BIN)/python -m pytest -q --durations=25 -n 2 tests --nbmake notebooks
 
 demo: $(STAMP)
 	$(BIN)/edgevit demo

@@ -38,3 +38,35 @@ def vectors(reference_dir: Path):
 @pytest.fixture(scope="session")
 def official_state_dicts(reference_dir: Path) -> dict:
     return json.loads((reference_dir / "official_state_dicts.json").read_text())
+
+
+
+# Under `make test` (`-n 2`, pytest-xdist) the tests that run real NNI experiments, notebook
+# 04's two searches among them, are one unit of work: one worker runs them one after another,
+# so that no two NNI managers and their trials compete for the two cores at once (several tests
+# bound a trial's time). They wait on NNI most of the time, and the other worker meanwhile runs
+# the rest of the suite, file by file (a module's fixtures are built once). Collected first, the
+# unit starts first: it is the longest.
+NNI_EXPERIMENTS = frozenset({"tests/nas/test_search.py", "tests/nas/test_scale_out.py",
+                             "tests/nas/test_pareto_tuner_nni.py",
+                             "notebooks/04_search_pareto.ipynb"})
+
+
+def runs_nni(nodeid: str) -> bool:
+    return nodeid.split("::", 1)[0] in NNI_EXPERIMENTS
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=lambda item: not runs_nni(item.nodeid))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NniExperimentsTogether(LoadScopeScheduling):
+        """One scope for the NNI experiments, one per file for everything else."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return "nni-experiments" if runs_nni(nodeid) else nodeid.split("::", 1)[0]
+
+    return NniExperimentsTogether(config, log)
