@@ -8,12 +8,14 @@ the system refuses that, a warning says the web UI is reachable from the network
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import shutil
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +299,19 @@ def load_config_file(path: str | os.PathLike[str]) -> ExperimentConfig:
         raise ExperimentError(f"{path}: not a valid NNI experiment config ({err})") from None
 
 
+# NNI gives its manager about 3 s to answer `/check-status` (`nni.experiment.launcher.
+# _check_rest_server`: three tries a second apart), which a loaded machine can miss: the start
+# then fails with a timeout or an empty reply. Such a start is tried again, up to this many times.
+MANAGER_START_ATTEMPTS = 3
+MANAGER_RESTART_PAUSE_S = 2.0
+
+
+def manager_start_timed_out(output: str) -> bool:
+    """Whether a failed start (nnictl's output, or the traceback of `Experiment.start`) failed
+    in NNI's start-up check of its manager, rather than on the config or the port."""
+    return "_check_rest_server" in output
+
+
 def run_experiment(config: ExperimentConfig, port: int, *, timeout_s: float = 1800.0,
                    label: str = "trials") -> tuple[str, Path]:
     """Start `config` (any training service) on `port`, watch it to its end, stop it; return
@@ -310,8 +325,20 @@ def run_experiment(config: ExperimentConfig, port: int, *, timeout_s: float = 18
 
     experiments_dir = Path(config.experiment_working_directory or nni_home()).expanduser()
     max_trials = config.max_trial_number
-    experiment = Experiment(config)
-    experiment.start(port, debug=False)
+    for attempt in range(1, MANAGER_START_ATTEMPTS + 1):
+        experiment = Experiment(config)
+        try:
+            experiment.start(port, debug=False)
+            break
+        except Exception as err:  # noqa: BLE001 - NNI raises requests' and json's errors here
+            atexit.unregister(experiment.stop)  # NNI killed its manager: nothing to stop
+            if attempt == MANAGER_START_ATTEMPTS or not manager_start_timed_out(
+                    "".join(traceback.format_exception(err))):
+                raise
+            warnings.warn("NNI's manager did not answer within NNI's start-up check (a loaded "
+                          f"machine); starting a new experiment (try {attempt + 1} of "
+                          f"{MANAGER_START_ATTEMPTS})", stacklevel=2)
+            time.sleep(MANAGER_RESTART_PAUSE_S)  # NNI killed that manager: let it free the port
     try:
         watch_experiment(experiment, experiments_dir / experiment.id, max_trials,
                          timeout_s=timeout_s, label=label)
@@ -371,10 +398,20 @@ def run_with_nnictl(config: ExperimentConfig, port: int, *, timeout_s: float = 1
     experiment_id = None
     started = time.monotonic()
     try:
-        proc = subprocess.run([nnictl, "create", "--config", str(config_file), "--port",
-                               str(port)], capture_output=True, text=True, timeout=300)
-        found = re.search(r"Experiment ID: (\w+)", re.sub(r"\x1b\[[0-9;]*m", "",
-                                                          proc.stdout + proc.stderr))
+        for attempt in range(1, MANAGER_START_ATTEMPTS + 1):
+            proc = subprocess.run([nnictl, "create", "--config", str(config_file), "--port",
+                                   str(port)], capture_output=True, text=True, timeout=300)
+            found = re.search(r"Experiment ID: (\w+)", re.sub(r"\x1b\[[0-9;]*m", "",
+                                                              proc.stdout + proc.stderr))
+            if (proc.returncode == 0 or attempt == MANAGER_START_ATTEMPTS
+                    or not manager_start_timed_out(proc.stdout + proc.stderr)):
+                break
+            if found is not None:  # the manager that did not answer in time, if it lives
+                kill_processes(experiment_processes(found.group(1), experiments_dir))
+            warnings.warn("nnictl create: NNI's manager did not answer within NNI's start-up "
+                          f"check (a loaded machine); creating it again (try {attempt + 1} of "
+                          f"{MANAGER_START_ATTEMPTS})", stacklevel=2)
+            time.sleep(MANAGER_RESTART_PAUSE_S)
         if proc.returncode != 0 or found is None:
             raise ExperimentError(f"nnictl create failed:\n{proc.stdout[-2000:]}"
                                   f"{proc.stderr[-2000:]}")
