@@ -40,7 +40,6 @@ def official_state_dicts(reference_dir: Path) -> dict:
     return json.loads((reference_dir / "official_state_dicts.json").read_text())
 
 
-
 # Under `make test` (`-n 2`, pytest-xdist) the tests that run real NNI experiments, notebook
 # 04's two searches among them, are one unit of work: one worker runs them one after another,
 # so that no two NNI managers and their trials compete for the two cores at once (several tests
@@ -52,8 +51,12 @@ NNI_EXPERIMENTS = frozenset({"tests/nas/test_search.py", "tests/nas/test_scale_o
                              "notebooks/04_search_pareto.ipynb"})
 
 
+def file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def runs_nni(nodeid: str) -> bool:
-    return nodeid.split("::", 1)[0] in NNI_EXPERIMENTS
+    return file_of(nodeid) in NNI_EXPERIMENTS
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -67,6 +70,6 @@ def pytest_xdist_make_scheduler(config, log):
         """One scope for the NNI experiments, one per file for everything else."""
 
         def _split_scope(self, nodeid: str) -> str:
-            return "nni-experiments" if runs_nni(nodeid) else nodeid.split("::", 1)[0]
+            return "nni-experiments" if runs_nni(nodeid) else file_of(nodeid)
 
     return NniExperimentsTogether(config, log)

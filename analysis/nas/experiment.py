@@ -312,6 +312,15 @@ def manager_start_timed_out(output: str) -> bool:
     return "_check_rest_server" in output
 
 
+def _before_manager_retry(attempt: int, how: str) -> None:
+    """Say that start `attempt` missed NNI's start-up check and what happens next (`how`),
+    then let the port that NNI's killed manager held come free."""
+    warnings.warn(f"NNI's manager did not answer within NNI's start-up check (a loaded "
+                  f"machine); {how} (try {attempt + 1} of {MANAGER_START_ATTEMPTS})",
+                  stacklevel=3)
+    time.sleep(MANAGER_RESTART_PAUSE_S)
+
+
 def run_experiment(config: ExperimentConfig, port: int, *, timeout_s: float = 1800.0,
                    label: str = "trials") -> tuple[str, Path]:
     """Start `config` (any training service) on `port`, watch it to its end, stop it; return
@@ -335,10 +344,7 @@ def run_experiment(config: ExperimentConfig, port: int, *, timeout_s: float = 18
             if attempt == MANAGER_START_ATTEMPTS or not manager_start_timed_out(
                     "".join(traceback.format_exception(err))):
                 raise
-            warnings.warn("NNI's manager did not answer within NNI's start-up check (a loaded "
-                          f"machine); starting a new experiment (try {attempt + 1} of "
-                          f"{MANAGER_START_ATTEMPTS})", stacklevel=2)
-            time.sleep(MANAGER_RESTART_PAUSE_S)  # NNI killed that manager: let it free the port
+            _before_manager_retry(attempt, "starting a new experiment")
     try:
         watch_experiment(experiment, experiments_dir / experiment.id, max_trials,
                          timeout_s=timeout_s, label=label)
@@ -408,10 +414,7 @@ def run_with_nnictl(config: ExperimentConfig, port: int, *, timeout_s: float = 1
                 break
             if found is not None:  # the manager that did not answer in time, if it lives
                 kill_processes(experiment_processes(found.group(1), experiments_dir))
-            warnings.warn("nnictl create: NNI's manager did not answer within NNI's start-up "
-                          f"check (a loaded machine); creating it again (try {attempt + 1} of "
-                          f"{MANAGER_START_ATTEMPTS})", stacklevel=2)
-            time.sleep(MANAGER_RESTART_PAUSE_S)
+            _before_manager_retry(attempt, "running nnictl create again")
         if proc.returncode != 0 or found is None:
             raise ExperimentError(f"nnictl create failed:\n{proc.stdout[-2000:]}"
                                   f"{proc.stderr[-2000:]}")
