@@ -2,12 +2,13 @@
 
 Runs alone too: outside an experiment `nni.get_next_parameter()` returns {} and the XXS
 preset's parameters are used. Reports `nni.report_final_result` with a dict holding `default`
-(the scalarised reward), `macs`, `params`, `latency_ms`, `accuracy`, the accuracy method's name,
-and the trial's own decoded config as JSON (`config`): NNI 3.0 can pair metrics with the wrong
-parameters, so the Pareto code trusts only this echo. With `--measure-store` the trial also
-times its config on the worker and appends the measurement to a SQLite store shared by
-parallel trials (`measured_latency_ms`, `measurement_id`); with `--timeout-s` a hung trial
-fails with its stack instead of holding a slot.
+(the scalarised reward), `macs`, `params`, `latency_ms`, `accuracy`, the accuracy method's name
+and what its value is (`accuracy_scale`), and the trial's own decoded config as JSON (`config`):
+NNI 3.0 can pair metrics with the wrong parameters, so the Pareto code trusts only this echo.
+With `--measure-store` the trial also times its config on the worker and appends the
+measurement to a SQLite store shared by parallel trials (`measured_latency_ms`,
+`measurement_id`); with `--timeout-s` a hung trial fails with its stack instead of holding a
+slot.
 """
 
 from __future__ import annotations
@@ -106,10 +107,12 @@ def run_trial(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     config = DEFAULT_SPACE.decode(params)
     if args.accuracy is None:
         args.accuracy = default_accuracy_method()
-    args.accuracy = str(AccuracyMethod.parse(args.accuracy))  # canonical, as outputs name it
+    method = AccuracyMethod.parse(args.accuracy)
+    args.accuracy = str(method)  # canonical, as outputs name it
     cost = model_cost(config)
     result: dict[str, Any] = {
         "macs": cost.macs, "params": cost.params, "accuracy_method": args.accuracy,
+        "accuracy_scale": method.scale,
         "config": config.to_json(), "rejected": False,
     }
     if cost.macs > args.macs_budget:

@@ -6,8 +6,8 @@ A method is a string:
   proxy:NAME    a zero-cost proxy of the untrained network on one real mini-batch (64 training
                 images of the bundled digits unless `data` names another dataset), in seconds on
                 a CPU; NAME in `analysis.accuracy.proxies.PROXIES` (synflow, jacob_cov, snip,
-                grad_norm, params, macs). The result is the raw score (higher = predicted more
-                accurate).
+                grad_norm, params, macs). The result is the proxy's score (higher = predicted
+                more accurate; `AccuracyMethod.scale` says what it is).
   train:digits  short training (`analysis.accuracy.training.TrainRecipe`) on scikit-learn's
                 bundled digits at 32×32, one channel; the result is held-out top-1 in [0, 1].
   train:fashion-mnist  the same on Fashion-MNIST (Debian's dataset-fashion-mnist; 32×32 unless
@@ -56,7 +56,7 @@ from .datasets import (
     first_batch,
     load_dataset,
 )
-from .proxies import PROXIES, compute_proxy
+from .proxies import PROXIES, PROXY_MEANINGS, compute_proxy
 from .training import (
     DEFAULT_THREADS,
     TrainRecipe,
@@ -66,6 +66,7 @@ from .training import (
 
 METHOD_KINDS = ("proxy", "train", "supernet")
 PROXY_BATCH_SIZE = 64
+TOP1_SCALE = "held-out top-1 in [0, 1]"
 STUDY_JSON = Path(__file__).resolve().parent / "data" / "accuracy_proxy_study.json"
 
 
@@ -124,6 +125,13 @@ class AccuracyMethod:
         if self.kind == "supernet":
             return None
         return self.name if self.kind == "train" else self.data or DIGITS
+
+    @property
+    def scale(self) -> str:
+        """What a value of this method is: a proxy's registered meaning, else top-1. Trials
+        report it beside each value, so values of two scales (a proxy redefined by an upgrade
+        between a search and its resume) are never put on one front."""
+        return PROXY_MEANINGS[self.name] if self.kind == "proxy" else TOP1_SCALE
 
     def check_source(self) -> None:
         """ValueError when what the method reads cannot serve it: a train:PATH that is not a

@@ -178,6 +178,20 @@ def cmd_search(args: argparse.Namespace) -> dict:
     return _report(experiment_id, experiments_dir, args, predictor)
 
 
+def _check_stored_scales(experiment: str, experiments_dir: Path) -> None:
+    """ValueError when the results stored are not on the scale of the trials a resume would
+    add (`analysis.nas.check_scales`): refused before they mix."""
+    from analysis.nas import check_scales, nni_database, read_nni_trials
+
+    database = nni_database(experiment, experiments_dir)
+    if not database.is_file() or database.stat().st_size == 0:
+        return  # no result stored yet (a manager that died at its start leaves an empty file)
+    trials = read_nni_trials(experiment, experiments_dir)
+    for method in sorted(set(trials.get("accuracy_method", ()))):
+        check_scales(trials[trials["accuracy_method"] == method], method,
+                     allow_unrecorded=False)
+
+
 def cmd_resume(args: argparse.Namespace) -> dict:
     """Continue a stopped or crashed experiment to its budget, then report it like `search`."""
     from analysis.nas import experiment_folder, resume_search
@@ -185,8 +199,9 @@ def cmd_resume(args: argparse.Namespace) -> dict:
     predictor = _checked_predictor(args.predictor)
     try:  # where NNI's registry recorded it, unless told
         experiments_dir = experiment_folder(args.experiment, args.experiments_dir).parent
+        _check_stored_scales(args.experiment, experiments_dir)
     except ValueError as err:
-        raise CliError(str(err)) from None
+        raise CliError(f"edgevit resume {args.experiment}: {err}") from None
     _rerun_in_private_netns(args)
     with _experiment_errors():
         experiment_id, experiments_dir = resume_search(args.experiment, experiments_dir,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.accuracy import PROXY_MEANINGS, AccuracyMethod, trust_of
+from analysis.accuracy import AccuracyMethod, trust_of
 from analysis.cost import DEFAULT_SPACE, macs_params
 from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
 from edgevit import PRESETS, EdgeViTConfig
@@ -99,6 +99,29 @@ def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> p
     frame.attrs["repeated"] = int(repeated.sum())
     frame.attrs["rejected"] = rejected
     return frame
+
+
+UNRECORDED_SCALE = "not recorded (trials before 2026-12-02 did not report it)"
+
+
+def check_scales(trials: pd.DataFrame, method: str, *, allow_unrecorded: bool) -> None:
+    """ValueError unless every row of `trials` (one method's) reported the scale this code
+    gives `method` (`AccuracyMethod.scale`): values of two scales on one front would rank
+    nonsense (synflow became log10 of its flow on 2026-12-02; an experiment resumed across
+    that upgrade holds both). Rows that reported no scale pass only when all rows are such
+    and `allow_unrecorded` (an old experiment, reported as it is)."""
+    today = AccuracyMethod.parse(method).scale
+    column = (trials["accuracy_scale"] if "accuracy_scale" in trials
+              else pd.Series([None] * len(trials), dtype=object))
+    counts = column.fillna(UNRECORDED_SCALE).value_counts()
+    allowed = {today} | ({UNRECORDED_SCALE} if allow_unrecorded and len(counts) == 1 else set())
+    if set(counts.index) <= allowed:
+        return
+    held = "; ".join(f"{n} trials: {scale!r}" for scale, n in counts.items())
+    raise ValueError(f"trials of {method} hold values of another scale than this code gives "
+                     f"it ({today!r}): {held}. Values of two scales cannot share one front "
+                     "(was the method redefined by an upgrade between this search and its "
+                     "resume?): start a new experiment")
 
 
 def preset_points(predictor: LatencyPredictor, method: str) -> pd.DataFrame:
@@ -225,6 +248,7 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
             raise ValueError(f"trials mix accuracy methods {methods}; pass one")
         method = methods[0]
     trials = trials[trials["accuracy_method"] == method]
+    check_scales(trials, method, allow_unrecorded=True)
     trust = trust_of(method)
     summary: dict = {"experiment": folder.name, "experiment_dir": str(folder),
                      "accuracy_method": method, "accuracy_trust": trust,
@@ -304,7 +328,7 @@ def score_meaning(method: str) -> str | None:
     """What a proxy's score is (e.g. "log10 of the synaptic flow …"); None for a method
     whose value is a top-1 accuracy."""
     parsed = AccuracyMethod.parse(method)
-    return PROXY_MEANINGS[parsed.name] if parsed.kind == "proxy" else None
+    return parsed.scale if parsed.kind == "proxy" else None
 
 
 def front_table(front: pd.DataFrame, method: str) -> str:

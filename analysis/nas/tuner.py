@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # imported where used: the dispatcher must connect to NNI wit
 
 _logger = logging.getLogger("analysis.nas.tuner")
 
+SCALE_ATTR = "accuracy_scale"  # study attribute: the scale of its accuracy values
 OBJECTIVE_SENSES = {"accuracy": "maximize", "latency_ms": "minimize", "macs": "minimize",
                     "params": "minimize"}
 DEFAULT_OBJECTIVES = ("accuracy", "latency_ms")
@@ -81,11 +82,9 @@ def param_key(params: dict[str, Any]) -> tuple[tuple[str, float], ...]:
     return tuple(sorted((name, float(value)) for name, value in params.items()))
 
 
-def read_metric(value: Any, objectives: Sequence[str]) -> tuple[tuple[float, ...],
-                                                                   EdgeViTConfig | None]:
-    """(objective values, echoed config or None) of a trial's final result; MetricError with
-    the reason when it is not a dict, was rejected in the trial, or an objective is missing,
-    not a number or not finite."""
+def metric_dict(value: Any, objectives: Sequence[str]) -> dict[str, Any]:
+    """A trial's final result as the dict it reported (NNI may hand it over JSON encoded);
+    MetricError when it is not one."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -94,6 +93,15 @@ def read_metric(value: Any, objectives: Sequence[str]) -> tuple[tuple[float, ...
     if not isinstance(value, dict):
         raise MetricError(f"final result {value!r} is a {type(value).__name__}, not the dict "
                           f"of objectives {list(objectives)} (the trial must report a dict)")
+    return value
+
+
+def read_metric(value: Any, objectives: Sequence[str]) -> tuple[tuple[float, ...],
+                                                                   EdgeViTConfig | None]:
+    """(objective values, echoed config or None) of a trial's final result; MetricError with
+    the reason when it is not a dict, was rejected in the trial, or an objective is missing,
+    not a number or not finite."""
+    value = metric_dict(value, objectives)
     config = None
     if value.get("config") is not None:
         from edgevit.config import EdgeViTConfig
@@ -404,11 +412,28 @@ class ParetoTuner(Tuner):
                              **kwargs: Any) -> None:
         try:
             values, config = read_metric(value, self.objectives)
+            self._check_scale(value)
         except MetricError as err:
             self._fail(parameter_id, f"trial result not used: {err}")
             return
         echoed = self._echoed_params(config, parameters)
         self._tell_result(echoed, values, parameter_id)
+
+    def _check_scale(self, value: Any) -> None:
+        """MetricError when a result's `accuracy_scale` (what its accuracy value is; None from
+        a trial older than the field) differs from the scale of the results the study holds:
+        the first result's, recorded in the study (None for a study older than the record).
+        A proxy redefined between a search and its resume would otherwise mix two scales."""
+        if "accuracy" not in self.objectives:
+            return
+        scale = metric_dict(value, self.objectives).get("accuracy_scale")
+        if SCALE_ATTR not in self.study.user_attrs:
+            self.study.set_user_attr(SCALE_ATTR, None if self._told else scale)
+        recorded = self.study.user_attrs[SCALE_ATTR]
+        if scale != recorded:
+            raise MetricError(f"its accuracy_scale {scale!r} is not the {recorded!r} of the "
+                              "study's results (the method redefined by an upgrade between "
+                              "the search and its resume?): start a new experiment")
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         """A trial that ended FAILED (crashed, killed, timed out) is failed at once. One that
@@ -433,6 +458,7 @@ class ParetoTuner(Tuner):
         for entry in data:
             try:
                 values, config = read_metric(entry.get("value"), self.objectives)
+                self._check_scale(entry.get("value"))
             except MetricError as err:
                 _logger.info("imported result skipped: %s", err)
                 continue
