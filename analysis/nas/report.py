@@ -251,7 +251,9 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
     check_scales(trials, method, allow_unrecorded=True)
     trust = trust_of(method)
     summary: dict = {"experiment": folder.name, "experiment_dir": str(folder),
-                     "accuracy_method": method, "accuracy_trust": trust,
+                     "accuracy_method": method,
+                     "accuracy_scale": AccuracyMethod.parse(method).scale,
+                     "accuracy_trust": trust,
                      "trials": int(len(trials)), "front_size": int(trials["pareto"].sum()),
                      "dropped_without_echo": int(trials.attrs.get("dropped", 0)),
                      "repeated_configs": int(trials.attrs.get("repeated", 0)),

@@ -52,6 +52,7 @@ def test_trial_runs_alone_with_defaults(predictor) -> None:
     # the committed studies' pick, by its canonical name (where it runs included)
     assert result["accuracy_method"] == default_accuracy_method()
     assert result["accuracy_method"] == str(AccuracyMethod.parse(result["accuracy_method"]))
+    assert result["accuracy_scale"] == AccuracyMethod.parse(result["accuracy_method"]).scale
 
 
 def test_a_negative_proxy_scores_and_its_reward_is_tchebycheff(predictor) -> None:
@@ -127,6 +128,8 @@ def test_small_experiment_end_to_end(predictor, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[:3000] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["rejected_in_trial"] == 0 and summary["tuner_study"]["result"] >= 1
+    # every trial reported its scale (the report refuses a mixture), and the summary says it
+    assert summary["accuracy_scale"] == AccuracyMethod.parse("proxy:params").scale
     trials = pd.read_csv(out / "trials.csv")
     assert 1 <= len(trials) <= 6 and summary["trials"] == len(trials)
     for _, row in trials.iterrows():  # every echoed config is the one that was costed
