@@ -41,6 +41,7 @@ from .methods import (
     proxy_scores,
     study_arrays,
 )
+from .noise_ceiling import has_noise_columns, noise_ceiling, noise_table
 from .proxies import (
     COST_BASELINES,
     PROXIES,
@@ -149,6 +150,7 @@ __all__ = [
     "first_per_class",
     "gather",
     "global_batch",
+    "has_noise_columns",
     "is_validated",
     "kendall_tau",
     "largest_config",
@@ -160,6 +162,8 @@ __all__ = [
     "load_supernet",
     "make_evaluator",
     "make_optimizer",
+    "noise_ceiling",
+    "noise_table",
     "proxy_scores",
     "rank_correlation",
     "rank_share",
