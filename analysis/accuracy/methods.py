@@ -128,10 +128,19 @@ class AccuracyMethod:
 
     @property
     def scale(self) -> str:
-        """What a value of this method is: a proxy's registered meaning, else top-1. Trials
-        report it beside each value, so values of two scales (a proxy redefined by an upgrade
-        between a search and its resume) are never put on one front."""
-        return PROXY_MEANINGS[self.name] if self.kind == "proxy" else TOP1_SCALE
+        """What a value of this method is: a proxy's registered meaning, else top-1 (for a
+        supernet, of which trained supernet: `supernet_digest` and step, read from the
+        checkpoint; ValueError when it does not load). Trials report it beside each value,
+        so values of two scales (a proxy redefined by an upgrade, a checkpoint retrained in
+        place between a search and its resume) are never put on one front."""
+        if self.kind == "proxy":
+            return PROXY_MEANINGS[self.name]
+        if self.kind == "supernet":
+            from .supernet import load_supernet, supernet_digest
+
+            record = load_supernet(self.name)[1]
+            return f"{TOP1_SCALE} by supernet {supernet_digest(record)} (step {record['step']})"
+        return TOP1_SCALE
 
     def check_source(self) -> None:
         """ValueError when what the method reads cannot serve it: a train:PATH that is not a

@@ -63,6 +63,7 @@ top-1 is measured on the first `eval_images` held-out images by the fused subnet
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -775,6 +776,15 @@ def supernet_fingerprint(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("init_from"):  # a warm start: the supernet it started from
         out["init_from"] = record["init_from"]["fingerprint"]
     return out
+
+
+def supernet_digest(record: dict[str, Any]) -> str:
+    """A short name for the trained supernet of `record`: the first 12 hex digits of the
+    SHA-256 of its canonical fingerprint (`supernet_fingerprint`), so the same training at the
+    same step and precision has the same digest wherever the file lies, and a checkpoint
+    retrained or replaced in place has another."""
+    canonical = json.dumps(supernet_fingerprint(record), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 EXPORT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.accuracy import AccuracyMethod, trust_of
+from analysis.accuracy import TOP1_SCALE, AccuracyMethod, trust_of
 from analysis.cost import DEFAULT_SPACE, macs_params
 from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
 from edgevit import PRESETS, EdgeViTConfig
@@ -104,24 +104,39 @@ def trial_frame(experiment: str, experiments_dir: str | Path | None = None) -> p
 UNRECORDED_SCALE = "not recorded (trials before 2026-12-02 did not report it)"
 
 
-def check_scales(trials: pd.DataFrame, method: str, *, allow_unrecorded: bool) -> None:
-    """ValueError unless every row of `trials` (one method's) reported the scale this code
-    gives `method` (`AccuracyMethod.scale`): values of two scales on one front would rank
-    nonsense (synflow became log10 of its flow on 2026-12-02; an experiment resumed across
-    that upgrade holds both). Rows that reported no scale pass only when all rows are such
-    and `allow_unrecorded` (an old experiment, reported as it is)."""
-    today = AccuracyMethod.parse(method).scale
+def check_scales(trials: pd.DataFrame, method: str, *, allow_unrecorded: bool) -> str:
+    """The one scale every row of `trials` (one method's) reported, which must be the scale
+    this code gives `method` (`AccuracyMethod.scale`); ValueError otherwise: values of two
+    scales on one front would rank nonsense (synflow became log10 of its flow on 2026-12-02; a
+    supernet checkpoint retrained in place scores the same configs differently; an experiment
+    resumed across either holds both). With `allow_unrecorded` (a report, not a resume):
+    trials that all reported no scale pass as `UNRECORDED_SCALE` (an old experiment, reported
+    as it is; a supernet's bare top-1 scale from before its digest was part of it counts as
+    such), and a supernet checkpoint that no longer loads only needs the trials to agree."""
+    parsed = AccuracyMethod.parse(method)
+    try:
+        today = parsed.scale
+    except ValueError:  # the checkpoint moved or was removed: nothing to compare with
+        if not allow_unrecorded:
+            raise
+        today = None
     column = (trials["accuracy_scale"] if "accuracy_scale" in trials
               else pd.Series([None] * len(trials), dtype=object))
+    if parsed.kind == "supernet":  # top-1 of an unknown checkpoint
+        column = column.where(column != TOP1_SCALE, None)
     counts = column.fillna(UNRECORDED_SCALE).value_counts()
-    allowed = {today} | ({UNRECORDED_SCALE} if allow_unrecorded and len(counts) == 1 else set())
-    if set(counts.index) <= allowed:
-        return
+    single = {counts.index[0]} if len(counts) == 1 else set()
+    allowed = {today} if today is not None else single - {UNRECORDED_SCALE}
+    if allow_unrecorded:
+        allowed |= single & {UNRECORDED_SCALE}
+    if len(counts) == 0 or set(counts.index) <= allowed:
+        return counts.index[0] if len(counts) else (today or UNRECORDED_SCALE)
     held = "; ".join(f"{n} trials: {scale!r}" for scale, n in counts.items())
-    raise ValueError(f"trials of {method} hold values of another scale than this code gives "
-                     f"it ({today!r}): {held}. Values of two scales cannot share one front "
-                     "(was the method redefined by an upgrade between this search and its "
-                     "resume?): start a new experiment")
+    now = f"this code gives it {today!r}" if today is not None else "they must agree"
+    raise ValueError(f"trials of {method} hold values of another scale ({now}): {held}. "
+                     "Values of two scales cannot share one front (was the method redefined "
+                     "by an upgrade, or its supernet checkpoint retrained or replaced, between "
+                     "this search and its resume?): start a new experiment")
 
 
 def preset_points(predictor: LatencyPredictor, method: str) -> pd.DataFrame:
@@ -248,11 +263,11 @@ def write_report(experiment: str, *, predictor_path: str | Path | None = None,
             raise ValueError(f"trials mix accuracy methods {methods}; pass one")
         method = methods[0]
     trials = trials[trials["accuracy_method"] == method]
-    check_scales(trials, method, allow_unrecorded=True)
+    scale = check_scales(trials, method, allow_unrecorded=True)
     trust = trust_of(method)
     summary: dict = {"experiment": folder.name, "experiment_dir": str(folder),
                      "accuracy_method": method,
-                     "accuracy_scale": AccuracyMethod.parse(method).scale,
+                     "accuracy_scale": scale,
                      "accuracy_trust": trust,
                      "trials": int(len(trials)), "front_size": int(trials["pareto"].sum()),
                      "dropped_without_echo": int(trials.attrs.get("dropped", 0)),

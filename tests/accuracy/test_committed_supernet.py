@@ -17,6 +17,7 @@ from analysis.accuracy import (
     FASHION_STUDY,
     load_supernet,
     space_to_dict,
+    supernet_digest,
     supernet_fingerprint,
     trust_of,
 )
@@ -61,6 +62,9 @@ def test_a_trial_scores_a_subnet_as_the_study_did(tmp_path) -> None:
     study = json.loads(FASHION_STUDY.read_text())
     xxs = next(r for r in study["configs"] if r["name"] == "edgevit_xxs")
     assert result["accuracy_method"] == f"supernet:{COMMITTED_SUPERNET}"
+    # its value is named as the top-1 of this trained supernet (a resume checks it)
+    digest = supernet_digest(load_supernet(COMMITTED_SUPERNET)[1])
+    assert result["accuracy_scale"].endswith(f"by supernet {digest} (step 1600)")
     assert result["accuracy"] == pytest.approx(xxs["supernet"], abs=0.003)
     assert result["accuracy"] > 0.5  # ten classes: chance is 0.1
 

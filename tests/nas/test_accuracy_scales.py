@@ -1,18 +1,20 @@
 """Values of two accuracy scales never share a front: every trial reports what its value is
-(`accuracy_scale`), the report refuses a mixture, the ParetoTuner fails a result of another
-scale than its study's, and `edgevit resume` refuses before launching NNI."""
+(`accuracy_scale`; a supernet's names the trained checkpoint), the report refuses a mixture,
+the ParetoTuner fails a result of another scale than its study's, and `edgevit resume` refuses
+before launching NNI."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from analysis.accuracy import AccuracyMethod
-from analysis.accuracy.methods import TOP1_SCALE
+from analysis.accuracy import COMMITTED_SUPERNET, TOP1_SCALE, AccuracyMethod, export_supernet
 from analysis.cli import main
 from analysis.nas import UNRECORDED_SCALE, check_scales
 from analysis.nas.tuner import RESULT, read_study
@@ -26,13 +28,48 @@ RAW_FLOW = "the synaptic flow Σ|θ·∂R/∂θ|"  # what synflow reported befor
 def test_every_method_says_what_its_value_is() -> None:
     assert TODAY.startswith("log10 of the synaptic flow")
     assert AccuracyMethod.parse("proxy:jacob_cov").scale != TODAY
-    for method in ("train:digits", "train:fashion-mnist@64", "supernet:any.pt"):
+    for method in ("train:digits", "train:fashion-mnist@64"):
         assert AccuracyMethod.parse(method).scale == TOP1_SCALE
+    with pytest.raises(ValueError, match="not found"):  # a supernet's names its checkpoint
+        AccuracyMethod.parse("supernet:no-such.pt").scale  # noqa: B018 - the property raises
 
 
-def frame(*scales: str | None) -> pd.DataFrame:
-    return pd.DataFrame({"accuracy_method": [SYNFLOW] * len(scales),
+def frame(*scales: str | None, method: str = SYNFLOW) -> pd.DataFrame:
+    return pd.DataFrame({"accuracy_method": [method] * len(scales),
                          "accuracy_scale": list(scales)})
+
+
+def test_a_supernet_retrained_in_place_is_another_scale(tmp_path) -> None:
+    ckpt = tmp_path / "supernet.pt"
+    shutil.copy(COMMITTED_SUPERNET, ckpt)
+    method = f"supernet:{ckpt}"
+    first = AccuracyMethod.parse(method).scale
+    assert first.startswith(f"{TOP1_SCALE} by supernet ") and first.endswith("(step 1600)")
+    # where the file lies is not part of it
+    assert first == AccuracyMethod.parse(f"supernet:{COMMITTED_SUPERNET}").scale
+    trials = frame(first, first, method=method)
+    assert check_scales(trials, method, allow_unrecorded=False) == first
+    # replaced in place by another training of it (here: its bfloat16 export)
+    export_supernet(COMMITTED_SUPERNET, tmp_path / "bf16.pt", dtype="bfloat16")
+    os.replace(tmp_path / "bf16.pt", ckpt)
+    second = AccuracyMethod.parse(method).scale
+    assert second != first and second.endswith("(step 1600)")
+    for allow in (True, False):
+        with pytest.raises(ValueError, match="checkpoint retrained or replaced"):
+            check_scales(trials, method, allow_unrecorded=allow)
+    # a supernet trial's bare top-1 (before the checkpoint was named) scored with an unknown
+    # checkpoint: reported as it is, never resumed
+    legacy = frame(TOP1_SCALE, TOP1_SCALE, method=method)
+    assert check_scales(legacy, method, allow_unrecorded=True) == UNRECORDED_SCALE
+    with pytest.raises(ValueError, match="2 trials: 'not recorded"):
+        check_scales(legacy, method, allow_unrecorded=False)
+    # removed since: a report reads trials that agree and refuses a mixture; a resume cannot run
+    ckpt.unlink()
+    assert check_scales(trials, method, allow_unrecorded=True) == first
+    with pytest.raises(ValueError, match="they must agree"):
+        check_scales(frame(first, second, method=method), method, allow_unrecorded=True)
+    with pytest.raises(ValueError, match="not found"):
+        check_scales(trials, method, allow_unrecorded=False)
 
 
 def test_the_report_refuses_values_of_two_scales() -> None:
