@@ -357,7 +357,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "demo", cmd_demo,
                     "calibrate (or reuse) a predictor, run the NNI search, write results/",
                     model=False)
-    _search_options(p, trials=50)  # the demo stays within 10 min on a 2-core machine
+    _search_options(p, trials=40)  # the demo stays within 10 min on a 2-core machine, slow days too
     p.add_argument("--budget", type=ranged_int(1, 10_000), default=40,
                    help="calibration measurements")
     p.add_argument("--store", default=None, help="measurement store")
