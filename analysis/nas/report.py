@@ -125,12 +125,12 @@ def check_scales(trials: pd.DataFrame, method: str, *, allow_unrecorded: bool) -
     if parsed.kind == "supernet":  # top-1 of an unknown checkpoint
         column = column.where(column != TOP1_SCALE, None)
     counts = column.fillna(UNRECORDED_SCALE).value_counts()
-    single = {counts.index[0]} if len(counts) == 1 else set()
-    allowed = {today} if today is not None else single - {UNRECORDED_SCALE}
-    if allow_unrecorded:
-        allowed |= single & {UNRECORDED_SCALE}
-    if len(counts) == 0 or set(counts.index) <= allowed:
-        return counts.index[0] if len(counts) else (today or UNRECORDED_SCALE)
+    if counts.empty:
+        return today or UNRECORDED_SCALE
+    held_one = counts.index[0] if len(counts) == 1 else None
+    if held_one is not None and (held_one == today or (allow_unrecorded and (
+            today is None or held_one == UNRECORDED_SCALE))):
+        return held_one
     held = "; ".join(f"{n} trials: {scale!r}" for scale, n in counts.items())
     now = f"this code gives it {today!r}" if today is not None else "they must agree"
     raise ValueError(f"trials of {method} hold values of another scale ({now}): {held}. "
