@@ -32,16 +32,13 @@ import torch
 from analysis.accuracy.datasets import gather
 from analysis.accuracy.studies import COMMITTED_SUPERNET, FASHION_STUDY
 from analysis.accuracy.supernet import (
-    CALIB_IMAGES,
     EVAL_IMAGES,
-    extract_subnet,
     load_supernet,
-    recalibrate_batchnorm,
+    recalibrated_subnet,
     supernet_dataset,
 )
 from analysis.latency.onnx import export_onnx, ort_session
 from edgevit.config import EdgeViTConfig
-from edgevit.fuse import fold_batchnorms
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -73,12 +70,11 @@ def main() -> int:
     study = {r["name"]: r for r in json.loads(FASHION_STUDY.read_text())["configs"]}
     batches = [gather(dataset.test, torch.arange(i, i + BATCH))
                for i in range(0, EVAL_IMAGES, BATCH)]
-    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))
-    calib = [gather(dataset.train, order[:CALIB_IMAGES])[0]]
     rows = []
     for name in args.configs.split(","):
-        model = extract_subnet(supernet, EdgeViTConfig.from_dict(study[name]["config"]))
-        fold_batchnorms(recalibrate_batchnorm(model.fuse(fold_batchnorm=False), calib))
+        # the model evaluate_subnet scores: its calibration draw, fused
+        model = recalibrated_subnet(supernet, EdgeViTConfig.from_dict(study[name]["config"]),
+                                    dataset)
         example = batches[0][0]
         start = time.perf_counter()
         with torch.inference_mode():

@@ -391,6 +391,24 @@ class SubnetScore:
         return asdict(self)
 
 
+def recalibrated_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDataset, *,
+                        calib_images: int = CALIB_IMAGES, batch_size: int = 256, seed: int = 0,
+                        fuse: bool = True) -> EdgeViT:
+    """The subnet of `config` (`extract_subnet`) in eval mode, its BatchNorm statistics
+    recalibrated on `calib_images` training images drawn by a shuffle seeded with `seed` (in
+    batches of `batch_size`); fused for inference (`EdgeViT.fuse`) unless `fuse` is False."""
+    model = extract_subnet(supernet, config)
+    n_calib = min(calib_images, len(dataset.train))
+    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
+    calib = [gather(dataset.train, order[i:i + batch_size])[0]
+             for i in range(0, n_calib, batch_size)]
+    calib[-1] = calib[-1][:n_calib - batch_size * (len(calib) - 1)]
+    if fuse:  # recalibrate on the fast form, then fold the fresh statistics
+        model.fuse(fold_batchnorm=False)
+        return fold_batchnorms(recalibrate_batchnorm(model, calib))
+    return recalibrate_batchnorm(model, calib)
+
+
 def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDataset, *,
                     calib_images: int = CALIB_IMAGES, eval_images: int | None = EVAL_IMAGES,
                     batch_size: int = 256, seed: int = 0, fuse: bool = True,
@@ -402,17 +420,9 @@ def evaluate_subnet(supernet: SuperNet, config: EdgeViTConfig, dataset: ImageDat
     also counts the correct among the first M held-out images for each M ≤ n_test (what a
     smaller `eval_images` would have scored, from the same pass)."""
     start = time.perf_counter()
-    model = extract_subnet(supernet, config)
+    model = recalibrated_subnet(supernet, config, dataset, calib_images=calib_images,
+                                batch_size=batch_size, seed=seed, fuse=fuse)
     n_calib = min(calib_images, len(dataset.train))
-    order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(seed))
-    calib = [gather(dataset.train, order[i:i + batch_size])[0]
-             for i in range(0, n_calib, batch_size)]
-    calib[-1] = calib[-1][:n_calib - batch_size * (len(calib) - 1)]
-    if fuse:  # recalibrate on the fast form, then fold the fresh statistics
-        model.fuse(fold_batchnorm=False)
-        fold_batchnorms(recalibrate_batchnorm(model, calib))
-    else:
-        recalibrate_batchnorm(model, calib)
     n_test = len(dataset.test) if eval_images is None else min(eval_images, len(dataset.test))
     correct, prefix_correct = 0, {}
     marks = sorted({int(m) for m in prefixes if 0 < m <= n_test})
