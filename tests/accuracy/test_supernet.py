@@ -16,7 +16,6 @@ from analysis.accuracy.supernet import (
     RECORD_NAME,
     SuperNet,
     SupernetRecipe,
-    _first_slice,
     evaluate_subnet,
     export_supernet,
     extract_subnet,
@@ -32,6 +31,7 @@ from analysis.accuracy.supernet import (
     supernet_fingerprint,
     train_supernet,
 )
+from analysis.accuracy.supernet.model import _first_slice
 from analysis.cost.search_space import SearchSpace
 from edgevit import EdgeViT
 from edgevit.config import EdgeViTConfig
