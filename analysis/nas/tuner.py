@@ -411,22 +411,24 @@ class ParetoTuner(Tuner):
     def receive_trial_result(self, parameter_id: int, parameters: dict[str, Any], value: Any,
                              **kwargs: Any) -> None:
         try:
-            values, config = read_metric(value, self.objectives)
-            self._check_scale(value)
+            metric = metric_dict(value, self.objectives)
+            values, config = read_metric(metric, self.objectives)
+            self._check_scale(metric)
         except MetricError as err:
             self._fail(parameter_id, f"trial result not used: {err}")
             return
         echoed = self._echoed_params(config, parameters)
         self._tell_result(echoed, values, parameter_id)
 
-    def _check_scale(self, value: Any) -> None:
+    def _check_scale(self, metric: dict[str, Any]) -> None:
         """MetricError when a result's `accuracy_scale` (what its accuracy value is; None from
         a trial older than the field) differs from the scale of the results the study holds:
         the first result's, recorded in the study (None for a study older than the record).
-        A proxy redefined between a search and its resume would otherwise mix two scales."""
+        A proxy redefined between a search and its resume would otherwise mix two scales.
+        `metric` is the result decoded (`metric_dict`)."""
         if "accuracy" not in self.objectives:
             return
-        scale = metric_dict(value, self.objectives).get("accuracy_scale")
+        scale = metric.get("accuracy_scale")
         if SCALE_ATTR not in self.study.user_attrs:
             self.study.set_user_attr(SCALE_ATTR, None if self._told else scale)
         recorded = self.study.user_attrs[SCALE_ATTR]
@@ -457,8 +459,9 @@ class ParetoTuner(Tuner):
         yet is added to the study; the ones already there are skipped."""
         for entry in data:
             try:
-                values, config = read_metric(entry.get("value"), self.objectives)
-                self._check_scale(entry.get("value"))
+                metric = metric_dict(entry.get("value"), self.objectives)
+                values, config = read_metric(metric, self.objectives)
+                self._check_scale(metric)
             except MetricError as err:
                 _logger.info("imported result skipped: %s", err)
                 continue
