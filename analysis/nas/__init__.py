@@ -33,6 +33,7 @@ _PUBLIC = {
                "preset_dominance", "preset_points",
                "reference_point", "trial_frame", "value_name", "write_offline_html",
                "write_report"),
+    "study_front": ("study_front",),
     "tuner": ("STUDY_FILE", "MetricError", "ParetoTuner", "SpaceCodec", "read_metric",
               "read_study"),
     "tuner_comparison": ("NNI_TUNERS", "OPTUNA_ENCODINGS", "OPTUNA_SAMPLERS", "SpaceObjectives",

@@ -1,0 +1,72 @@
+"""The Fashion-MNIST accuracy study as an (architecture, accuracy, latency) table of EdgeViT's
+space, and the accuracy–latency front it measures.
+
+Every config of the study (`analysis.accuracy.studies.FASHION_STUDY`: standalone top-1 after
+training, the supernet's inherited top-1, log10 synflow, exact MACs and params, all at the
+study's input size) gets the latency a predictor gives its architecture at the predictor's
+own settings, with the predictor's 90 % interval, and a flag for the configs on the Pareto
+front of (standalone top-1 ↑, predicted latency ↓): a front whose accuracy axis was measured by
+training, not ranked by a proxy. The committed table (`benchmarks/study_front.py`) uses the
+committed features-GP of the development CPU (torch, 2 threads, batch 1, 224×224).
+
+The study trains with 10 classes and 1 input channel; the latency is of the architecture as the
+search space defines it (its 1,000-class head, 3 input channels), at the predictor's input
+size: the deployment cost, not the study's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
+from edgevit.config import EdgeViTConfig
+
+from .pareto import non_dominated
+
+COLUMNS = ("name", "widths", "depths", "sample_rates", "head_dim", "mlp_ratio",
+           "standalone_top1", "supernet_top1", "synflow_log10", "study_img_size", "macs",
+           "params", "latency_ms_predicted", "latency_ms_low", "latency_ms_high",
+           "interval_level", "latency_settings", "on_front")
+
+
+def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict[str, Any]]:
+    """One row per config of `study`, in its order, with `COLUMNS`:
+
+    - `standalone_top1`: held-out top-1 (fraction) after the study's standalone training;
+      `supernet_top1`: the study's supernet column (held-out top-1 with inherited weights on
+      the search's 1,000 images; None when the study scored no supernet);
+      `synflow_log10`: the proxy's score (a rank, not an accuracy);
+    - `macs`, `params`: exact, at `study_img_size` × `study_img_size` (the study's input);
+    - `latency_ms_predicted` and its interval (`latency_ms_low`, `latency_ms_high`: the
+      predictor's `interval_level`, 0.9) at `latency_settings` (the predictor's own,
+      `PredictorSettings.describe()`);
+    - `on_front`: no other config of the study has a higher standalone top-1 at a lower or
+      equal predicted latency, or the same top-1 at a lower latency.
+
+    ValueError when the study has no configs or a config lies outside what the predictor was
+    calibrated for (`LatencyPredictor.predict`'s own check)."""
+    rows = study["configs"]
+    if not rows:
+        raise ValueError("the study has no configs")
+    configs = [EdgeViTConfig.from_dict(r["config"]) for r in rows]
+    latency_ms = predictor.predict(configs)
+    lo, hi = predictor.interval(configs)
+    top1 = np.array([r["accuracy"] for r in rows], dtype=np.float64)
+    front = non_dominated(np.stack([top1, latency_ms], axis=1), ("max", "min"))
+    img_size = study["settings"]["img_size"]
+    settings = predictor.settings.describe()
+    table = []
+    for i, (row, config) in enumerate(zip(rows, configs)):
+        table.append(dict(
+            name=row["name"], widths=list(config.widths), depths=list(config.depths),
+            sample_rates=list(config.sample_rates), head_dim=config.head_dim,
+            mlp_ratio=config.mlp_ratio, standalone_top1=float(top1[i]),
+            supernet_top1=row.get("supernet"), synflow_log10=row["proxies"]["synflow"],
+            study_img_size=img_size, macs=int(row["macs"]), params=int(row["params"]),
+            latency_ms_predicted=float(latency_ms[i]), latency_ms_low=float(lo[i]),
+            latency_ms_high=float(hi[i]), interval_level=INTERVAL_LEVEL,
+            latency_settings=settings,
+            on_front=bool(front[i])))
+    return table

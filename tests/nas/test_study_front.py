@@ -1,0 +1,69 @@
+"""The study's (architecture, accuracy, latency) table: the committed one recomputed from the
+committed study and predictor, and the front flag worked by hand."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from analysis.accuracy.studies import FASHION_STUDY
+from analysis.latency import committed_predictor
+from analysis.nas.study_front import COLUMNS, study_front
+
+COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "study_front.json"
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return committed_predictor()
+
+
+@pytest.fixture(scope="module")
+def study():
+    return json.loads(FASHION_STUDY.read_text())
+
+
+def test_the_committed_table_is_recomputed(predictor, study):
+    committed = json.loads(COMMITTED.read_text())
+    table = study_front(study, predictor)
+    assert [r["name"] for r in table] == [r["name"] for r in committed["rows"]]
+    assert committed["predictor"]["settings"] == predictor.settings.to_dict()
+    for mine, theirs in zip(table, committed["rows"]):
+        assert list(mine) == list(COLUMNS)
+        for name in ("latency_ms_predicted", "latency_ms_low", "latency_ms_high"):
+            assert mine[name] == pytest.approx(theirs[name], rel=1e-6), (mine["name"], name)
+        assert mine["latency_ms_low"] < mine["latency_ms_predicted"] < mine["latency_ms_high"]
+        rest = {k: v for k, v in mine.items() if not k.startswith("latency_ms")}
+        assert rest == {k: v for k, v in theirs.items() if not k.startswith("latency_ms")}
+    assert committed["front"] == [r["name"] for r in table if r["on_front"]]
+    # the rows carry the study's own numbers
+    by_name = {r["name"]: r for r in study["configs"]}
+    for row in table:
+        source = by_name[row["name"]]
+        assert (row["standalone_top1"], row["macs"], row["params"]) == (
+            source["accuracy"], source["macs"], source["params"])
+
+
+def test_the_front_by_hand(predictor, study):
+    """Three presets, faster to slower (XXS < XS < S by the predictor), given top-1 by hand:
+    XS is slower than XXS and less accurate, so only it is off the front; a second copy of XXS
+    with a lower top-1 (same latency) is dominated too."""
+    by_name = {r["name"]: r for r in study["configs"]}
+    rows = [copy.deepcopy(by_name[n]) for n in ("edgevit_xxs", "edgevit_xs", "edgevit_s",
+                                                 "edgevit_xxs")]
+    for row, top1 in zip(rows, (0.90, 0.80, 0.95, 0.85)):
+        row["accuracy"] = top1
+    hand = dict(study, configs=rows)
+    table = study_front(hand, predictor)
+    latency = [r["latency_ms_predicted"] for r in table]
+    assert latency[0] < latency[1] < latency[2] and latency[3] == latency[0]
+    assert [r["on_front"] for r in table] == [True, False, True, False]
+    assert {r["latency_settings"] for r in table} == {predictor.settings.describe()}
+
+
+def test_an_empty_study_is_refused(predictor, study):
+    with pytest.raises(ValueError, match="no configs"):
+        study_front(dict(study, configs=[]), predictor)
