@@ -8,6 +8,9 @@ own settings, with the predictor's 90 % interval, and a flag for the configs on 
 front of (standalone top-1 ↑, predicted latency ↓): a front whose accuracy axis was measured by
 training, not ranked by a proxy. The committed table (`benchmarks/study_front.py`) uses the
 committed features-GP of the development CPU (torch, 2 threads, batch 1, 224×224).
+`with_measured` adds latencies timed on a machine (as the closed loop times a search's front:
+a ratio to the XXS reference, timed interleaved, brought to the predictor's milliseconds), the
+front they give, and how the predictions agree with them.
 
 The study trains with 10 classes and 1 input channel; the latency is of the architecture as the
 search space defines it (its 1,000-class head, 3 input channels), at the predictor's input
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.latency import INTERVAL_LEVEL, LatencyPredictor
+from analysis.latency import INTERVAL_LEVEL, LatencyPredictor, score
 from edgevit.config import EdgeViTConfig
 
 from .pareto import non_dominated
@@ -70,3 +73,42 @@ def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict
             latency_settings=settings,
             on_front=bool(front[i])))
     return table
+
+
+def with_measured(table: list[dict[str, Any]], ratios: np.ndarray, reference_ms: float
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(`table` with three columns more, the agreement) for `ratios` (N,): each config's
+    measured latency over the XXS reference's, timed interleaved on one machine
+    (`closed_loop.machine_ratios`), one per row.
+
+    - `latency_ratio_to_xxs_measured`: the ratio as measured;
+    - `latency_ms_measured_via_xxs`: ratio × `reference_ms` (the predictor's latency for the
+      reference), so that it compares with `latency_ms_predicted` whatever the machine's speed
+      (the closed loop's convention);
+    - `on_front_measured`: the front with that latency.
+
+    The agreement is `analysis.latency.score`'s on predicted against measured-via-XXS (MAPE,
+    shares within ±5/±10 %, Kendall τ, share inside the predicted intervals as `in_interval`)
+    with `same_front`: whether the measured latencies put the same configs on the front.
+    ValueError for a count that does not match or a ratio or reference that is not a positive
+    finite number."""
+    ratios = np.asarray(ratios, dtype=np.float64)
+    if ratios.shape != (len(table),):
+        raise ValueError(f"{ratios.shape} measured ratios for {len(table)} configs")
+    if not (np.isfinite(ratios).all() and (ratios > 0).all()):
+        raise ValueError(f"measured ratios must be positive and finite: {ratios}")
+    if not (np.isfinite(reference_ms) and reference_ms > 0):
+        raise ValueError(f"reference latency {reference_ms} ms must be positive and finite")
+    measured_ms = ratios * reference_ms
+    top1 = np.array([r["standalone_top1"] for r in table], dtype=np.float64)
+    front = non_dominated(np.stack([top1, measured_ms], axis=1), ("max", "min"))
+    rows = [dict(row, latency_ratio_to_xxs_measured=float(ratio),
+                 latency_ms_measured_via_xxs=float(ms), on_front_measured=bool(on))
+            for row, ratio, ms, on in zip(table, ratios, measured_ms, front)]
+    predicted = np.array([r["latency_ms_predicted"] for r in table])
+    interval = (np.array([r["latency_ms_low"] for r in table]),
+                np.array([r["latency_ms_high"] for r in table]))
+    agreement = score(predicted, measured_ms, interval).as_dict()
+    agreement["in_interval"] = agreement.pop("coverage")
+    agreement["same_front"] = bool((front == np.array([r["on_front"] for r in table])).all())
+    return rows, agreement

@@ -1,5 +1,5 @@
 """The study's (architecture, accuracy, latency) table: the committed one recomputed from the
-committed study and predictor, and the front flag worked by hand."""
+committed study, predictor and timings, and the fronts and agreement worked by hand."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis.accuracy.studies import FASHION_STUDY
 from analysis.latency import committed_predictor
-from analysis.nas.study_front import COLUMNS, study_front
+from analysis.nas.study_front import COLUMNS, study_front, with_measured
 
 COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "study_front.json"
 
@@ -37,8 +38,17 @@ def test_the_committed_table_is_recomputed(predictor, study):
             assert mine[name] == pytest.approx(theirs[name], rel=1e-6), (mine["name"], name)
         assert mine["latency_ms_low"] < mine["latency_ms_predicted"] < mine["latency_ms_high"]
         rest = {k: v for k, v in mine.items() if not k.startswith("latency_ms")}
-        assert rest == {k: v for k, v in theirs.items() if not k.startswith("latency_ms")}
+        assert rest == {k: theirs[k] for k in COLUMNS if not k.startswith("latency_ms")}
     assert committed["front"] == [r["name"] for r in table if r["on_front"]]
+    # the timed columns and their agreement follow from the committed timings
+    measured = committed["measured"]
+    ratios = np.median(np.array(measured["ratios"]), axis=0)
+    rows, agreement = with_measured(table, ratios, measured["ms_per_ratio"])
+    assert agreement == pytest.approx(measured["agreement"], rel=1e-6)
+    for mine, theirs in zip(rows, committed["rows"]):
+        assert mine["latency_ms_measured_via_xxs"] == pytest.approx(
+            theirs["latency_ms_measured_via_xxs"], rel=1e-6)
+        assert mine["on_front_measured"] == theirs["on_front_measured"]
     # the rows carry the study's own numbers
     by_name = {r["name"]: r for r in study["configs"]}
     for row in table:
@@ -62,6 +72,31 @@ def test_the_front_by_hand(predictor, study):
     assert latency[0] < latency[1] < latency[2] and latency[3] == latency[0]
     assert [r["on_front"] for r in table] == [True, False, True, False]
     assert {r["latency_settings"] for r in table} == {predictor.settings.describe()}
+
+
+def test_measured_latencies_by_hand(predictor, study):
+    """The three presets again (top-1 0.90, 0.80, 0.95), timed at 1.0, 0.9 and 2.0 × XXS with
+    XXS at 10 ms: XS becomes the fastest, so all three are on the measured front."""
+    by_name = {r["name"]: r for r in study["configs"]}
+    rows = [copy.deepcopy(by_name[n]) for n in ("edgevit_xxs", "edgevit_xs", "edgevit_s")]
+    for row, top1 in zip(rows, (0.90, 0.80, 0.95)):
+        row["accuracy"] = top1
+    table = study_front(dict(study, configs=rows), predictor)
+    timed, agreement = with_measured(table, np.array([1.0, 0.9, 2.0]), 10.0)
+    assert [r["latency_ms_measured_via_xxs"] for r in timed] == pytest.approx([10, 9, 20])
+    assert [r["latency_ratio_to_xxs_measured"] for r in timed] == pytest.approx([1.0, 0.9, 2])
+    assert [r["on_front_measured"] for r in timed] == [True, True, True]
+    assert [r["on_front"] for r in timed] == [True, False, True]  # the predicted front stays
+    predicted = np.array([r["latency_ms_predicted"] for r in table])
+    truth = np.array([10.0, 9.0, 20.0])
+    assert agreement["mape"] == pytest.approx(np.mean(np.abs(predicted - truth) / truth))
+    assert agreement["same_front"] is False
+    with pytest.raises(ValueError, match=r"\(2,\) measured ratios for 3 configs"):
+        with_measured(table, np.array([1.0, 2.0]), 10.0)
+    with pytest.raises(ValueError, match="positive and finite"):
+        with_measured(table, np.array([1.0, np.nan, 2.0]), 10.0)
+    with pytest.raises(ValueError, match="reference latency"):
+        with_measured(table, np.array([1.0, 0.9, 2.0]), 0.0)
 
 
 def test_an_empty_study_is_refused(predictor, study):
