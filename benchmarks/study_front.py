@@ -24,7 +24,7 @@ from analysis.accuracy.studies import FASHION_STUDY
 from analysis.latency import canonical_json, committed_predictor, device_fingerprint, sha256_hex
 from analysis.latency.calibration import COMMITTED_MEASUREMENTS
 from analysis.nas.closed_loop import machine_ratios
-from analysis.nas.study_front import COLUMNS, study_front, with_measured
+from analysis.nas.study_front import COLUMNS, front_text, study_front, with_measured
 from edgevit import EdgeViTConfig, preset_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,19 +66,8 @@ def main() -> int:
               f"Kendall τ {agreement['kendall_tau']:.2f}; same front: "
               f"{agreement['same_front']}; {args.repeats} repeats, median spread "
               f"{repeatability:.1%} (max/min − 1)")
-    print(f"latency: {predictor.kind} predictor, {table[0]['latency_settings']}; "
-          f"top-1: standalone, Fashion-MNIST {table[0]['study_img_size']}² held-out")
-    print(" front  top-1  supernet  synflow  MMACs  params M  latency ms [interval]  measured "
-          "(via XXS)  config")
-    for row in sorted(table, key=lambda r: r["latency_ms_predicted"]):
-        supernet = "" if row["supernet_top1"] is None else f"{row['supernet_top1']:.4f}"
-        print(f"  {'*' if row['on_front'] else ' '}   {row['standalone_top1']:.4f}  "
-              f"{supernet:>8s}  {row['synflow_log10']:7.2f}  {row['macs'] / 1e6:5.1f}  "
-              f"{row['params'] / 1e6:8.2f}  {row['latency_ms_predicted']:6.1f} "
-              f"[{row['latency_ms_low']:.1f}, {row['latency_ms_high']:.1f}]  "
-              f"{row.get('latency_ms_measured_via_xxs', float('nan')):6.1f}  {row['name']}: "
-              f"{row['widths']} / {row['depths']} / {row['sample_rates']} / "
-              f"{row['head_dim']}, {row['mlp_ratio']:g}")
+    print(f"{predictor.kind} predictor")
+    print(front_text(table))
     if args.out:
         out = Path(args.out)
         frame = pd.DataFrame(table, columns=columns)

@@ -1,4 +1,5 @@
-"""`edgevit search`, `edgevit pareto` and `edgevit demo` (the suite's main job)."""
+"""`edgevit search`, `edgevit pareto`, `edgevit study-front` and `edgevit demo` (the suite's
+main job)."""
 
 from __future__ import annotations
 
@@ -236,6 +237,33 @@ def cmd_pareto(args: argparse.Namespace) -> dict:
     return summary
 
 
+def cmd_study_front(args: argparse.Namespace) -> dict:
+    """The Fashion-MNIST study's trained configs under a latency predictor (default: the
+    committed one of the development CPU), and their accuracy–latency front."""
+    import json
+
+    from analysis.accuracy import FASHION_STUDY
+    from analysis.latency import LatencyPredictor, committed_predictor
+    from analysis.nas.study_front import front_text, study_front
+
+    if args.predictor is None:
+        predictor = committed_predictor()
+    else:
+        try:
+            predictor = LatencyPredictor.load(args.predictor)
+        except ValueError as err:
+            raise CliError(f"--predictor {args.predictor}: {str(err).splitlines()[0]}") from None
+    try:
+        table = study_front(json.loads(FASHION_STUDY.read_text()), predictor)
+    except ValueError as err:
+        raise CliError(f"--predictor {args.predictor or 'committed'}: "
+                       f"{str(err).splitlines()[0]}") from None
+    if not args.json:
+        print(front_text(table))
+    return {"predictor": predictor.kind, "latency_settings": predictor.settings.describe(),
+            "front": [row["name"] for row in table if row["on_front"]], "rows": table}
+
+
 def cmd_demo(args: argparse.Namespace) -> dict:
     """Calibrate (or reuse) a predictor, search with NNI, write results/, print the front."""
     from analysis.latency import (
@@ -339,6 +367,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--measure-front", action="store_true",
                    help="time the front's configs for real: predicted vs measured")
+    p = add_command(sub, "study-front", cmd_study_front,
+                    "the trained Fashion-MNIST study's configs under a latency predictor, and "
+                    "their accuracy-latency front", model=False)
+    p.add_argument("--predictor", default=None,
+                   help="latency predictor JSON, e.g. your device's from `edgevit calibrate` "
+                        "(default: the committed one of the development CPU)")
     p = add_command(sub, "resume", cmd_resume,
                     "continue a stopped or crashed NNI experiment (nnictl resume) to its end",
                     model=False)

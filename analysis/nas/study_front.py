@@ -44,7 +44,7 @@ def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict
     - `macs`, `params`: exact, at `study_img_size` × `study_img_size` (the study's input);
     - `latency_ms_predicted` and its interval (`latency_ms_low`, `latency_ms_high`: the
       predictor's `interval_level`, 0.9) at `latency_settings` (the predictor's own,
-      `PredictorSettings.describe()`);
+      `PredictorSettings.describe()`; the interval is None for a predictor without one);
     - `on_front`: no other config of the study has a higher standalone top-1 at a lower or
       equal predicted latency, or the same top-1 at a lower latency.
 
@@ -55,7 +55,10 @@ def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict
         raise ValueError("the study has no configs")
     configs = [EdgeViTConfig.from_dict(r["config"]) for r in rows]
     latency_ms = predictor.predict(configs)
-    lo, hi = predictor.interval(configs)
+    if np.isfinite(predictor.interval_log_halfwidth):
+        lo, hi = predictor.interval(configs)
+    else:  # a predictor saved without a fitted interval
+        lo = hi = np.full(len(configs), np.nan)
     top1 = np.array([r["accuracy"] for r in rows], dtype=np.float64)
     front = non_dominated(np.stack([top1, latency_ms], axis=1), ("max", "min"))
     img_size = study["settings"]["img_size"]
@@ -68,11 +71,40 @@ def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict
             mlp_ratio=config.mlp_ratio, standalone_top1=float(top1[i]),
             supernet_top1=row.get("supernet"), synflow_log10=row["proxies"]["synflow"],
             study_img_size=img_size, macs=int(row["macs"]), params=int(row["params"]),
-            latency_ms_predicted=float(latency_ms[i]), latency_ms_low=float(lo[i]),
-            latency_ms_high=float(hi[i]), interval_level=INTERVAL_LEVEL,
+            latency_ms_predicted=float(latency_ms[i]), latency_ms_low=_number(lo[i]),
+            latency_ms_high=_number(hi[i]), interval_level=INTERVAL_LEVEL,
             latency_settings=settings,
             on_front=bool(front[i])))
     return table
+
+
+def _number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def front_text(table: list[dict[str, Any]]) -> str:
+    """`study_front`'s rows (with `with_measured`'s columns when present) as a text table,
+    fastest first, front configs starred."""
+    first = table[0]
+    size = first["study_img_size"]
+    lines = [f"top-1 after standalone training (held out) and MACs at the study's {size}×{size}; "
+             f"latency predicted at {first['latency_settings']}; * on the front",
+             "    top-1  supernet  synflow  MMACs  params M  latency ms [interval]"
+             + ("  measured (via XXS)" if "latency_ms_measured_via_xxs" in first else "")
+             + "  config"]
+    for row in sorted(table, key=lambda r: r["latency_ms_predicted"]):
+        supernet = "" if row["supernet_top1"] is None else f"{row['supernet_top1']:.4f}"
+        interval = ("" if row["latency_ms_low"] is None else
+                    f"[{row['latency_ms_low']:.1f}, {row['latency_ms_high']:.1f}]")
+        measured = (f"  {row['latency_ms_measured_via_xxs']:18.1f}"
+                    if "latency_ms_measured_via_xxs" in row else "")
+        lines.append(
+            f"{'*' if row['on_front'] else ' '}  {row['standalone_top1']:.4f}  {supernet:>8s}  "
+            f"{row['synflow_log10']:7.2f}  {row['macs'] / 1e6:5.1f}  {row['params'] / 1e6:8.2f}"
+            f"  {row['latency_ms_predicted']:6.1f} {interval:>14s}{measured}  {row['name']}: "
+            f"{row['widths']} / {row['depths']} / {row['sample_rates']} / {row['head_dim']}, "
+            f"{row['mlp_ratio']:g}")
+    return "\n".join(lines)
 
 
 def with_measured(table: list[dict[str, Any]], ratios: np.ndarray, reference_ms: float

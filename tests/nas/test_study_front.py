@@ -102,3 +102,25 @@ def test_measured_latencies_by_hand(predictor, study):
 def test_an_empty_study_is_refused(predictor, study):
     with pytest.raises(ValueError, match="no configs"):
         study_front(dict(study, configs=[]), predictor)
+
+
+def test_the_cli_prints_the_table_or_json_and_names_a_bad_predictor(tmp_path, capsys,
+                                                                      predictor):
+    from analysis.cli import main
+
+    path = tmp_path / "predictor.json"
+    predictor.save(path)
+    assert main(["study-front", "--predictor", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    committed = json.loads(COMMITTED.read_text())
+    assert out["front"] == committed["front"]
+    assert out["latency_settings"] == predictor.settings.describe()
+    assert main(["study-front", "--predictor", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert predictor.settings.describe() in text
+    assert sum(line.startswith("*") for line in text.splitlines()) == len(committed["front"])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["study-front", "--predictor", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgevit study-front: error: --predictor") and "\n" not in err
