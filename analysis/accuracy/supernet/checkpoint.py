@@ -28,11 +28,15 @@ RECORD_NAME = "supernet.json"
 
 
 def checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file of `path`: `path/supernet.pt` for a folder (or a name without a
+    suffix), else `path` itself."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() or not path.suffix else path
 
 
 def save_atomic(obj: Any, path: Path) -> None:
+    """Write `obj` to `path` through a temporary file beside it and a rename, so a reader never
+    sees half a file: JSON for a dict or list at a .json path, `torch.save` otherwise."""
     tmp = path.with_name(path.name + ".tmp")
     if isinstance(obj, (dict, list)) and path.suffix == ".json":
         tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
