@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.accuracy.studies import FASHION_STUDY
-from analysis.latency import canonical_json, committed_predictor, device_fingerprint, sha256_hex
+from analysis.latency import committed_predictor, device_fingerprint, fingerprint_hash
 from analysis.latency.calibration import COMMITTED_MEASUREMENTS
 from analysis.nas.closed_loop import machine_ratios
 from analysis.nas.study_front import COLUMNS, front_text, study_front, with_measured
@@ -52,11 +52,11 @@ def main() -> int:
         repeatability = float(np.median(np.abs(runs.max(0) / runs.min(0) - 1)))
         columns += ["latency_ratio_to_xxs_measured", "latency_ms_measured_via_xxs",
                     "on_front_measured"]
+        device = device_fingerprint()
         measured = dict(when=datetime.now(UTC).isoformat(timespec="seconds"),
                         machine=platform.machine(), threads=predictor.settings.threads,
-                        calibrated_here=sha256_hex(canonical_json(device_fingerprint()))
-                        == predictor.settings.fingerprint,
-                        cpu_model=device_fingerprint()["cpu_model"],
+                        calibrated_here=fingerprint_hash(device) == predictor.settings.fingerprint,
+                        cpu_model=device["cpu_model"],
                         reference="edgevit_xxs", ms_per_ratio=ms_per_ratio,
                         repeats=args.repeats, ratios=runs.tolist(),
                         repeat_spread_median=repeatability, agreement=agreement)

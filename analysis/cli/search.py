@@ -271,9 +271,8 @@ def cmd_demo(args: argparse.Namespace) -> dict:
         MeasurementStore,
         Protocol,
         calibrate,
-        canonical_json,
         device_fingerprint,
-        sha256_hex,
+        fingerprint_hash,
     )
     from analysis.nas import run_search
 
@@ -285,7 +284,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
     _rerun_in_private_netns(args)
     _print_objective(args)
     out.mkdir(parents=True, exist_ok=True)
-    device = "this-machine-" + sha256_hex(canonical_json(device_fingerprint()))[:8]
+    device = "this-machine-" + fingerprint_hash(device_fingerprint())[:8]
     reuse = False
     if predictor_path.is_file():
         try:

@@ -56,6 +56,7 @@ from .store import (
     default_store_path,
     device_fingerprint,
     external_device_fingerprint,
+    fingerprint_hash,
     sha256_hex,
 )
 from .transfer import KindScaledTransfer, TransferModel
@@ -98,6 +99,7 @@ __all__ = [
     "export_onnx",
     "export_onnx_bundle",
     "external_device_fingerprint",
+    "fingerprint_hash",
     "fit_state_exponent",
     "head_block",
     "import_csv",

@@ -42,7 +42,7 @@ from .predictors import (
     PredictorSettings,
     score,
 )
-from .store import MeasurementStore, canonical_json, device_fingerprint, sha256_hex
+from .store import MeasurementStore, device_fingerprint, fingerprint_hash
 from .transfer import KindScaledTransfer
 
 # the block every block is timed against: XXS's stage-3 block (c 144, 4 heads, r = 2) at 224²
@@ -304,7 +304,7 @@ def calibrate(
 
     settings = PredictorSettings(backend="torch", threads=threads, batch_size=1,
                                  img_size=img_size, device=device,
-                                 fingerprint=sha256_hex(canonical_json(device_fingerprint())))
+                                 fingerprint=fingerprint_hash(device_fingerprint()))
     predictors, report = evaluate_calibration(pd.concat(parts, ignore_index=True),
                                               settings=settings, prior=prior)
     report.seconds = time.monotonic() - started
@@ -389,7 +389,7 @@ def recorded_settings(path: Path, device: str = "development-cpu") -> PredictorS
     return PredictorSettings(
         backend="torch", threads=int(record["threads"]), batch_size=1,
         img_size=(int(frame["input_h"].iloc[0]), int(frame["input_w"].iloc[0])),
-        device=device, fingerprint=sha256_hex(canonical_json(record["device"])))
+        device=device, fingerprint=fingerprint_hash(record["device"]))
 
 
 def calibrate_from_frame(frame: pd.DataFrame, *, device: str, seed: int = 0,

@@ -122,6 +122,12 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def fingerprint_hash(fingerprint: Mapping[str, Any]) -> str:
+    """The id of a device: sha256 of its fingerprint's canonical JSON (the store's
+    `fingerprint_hash`, and a predictor's `PredictorSettings.fingerprint`)."""
+    return sha256_hex(canonical_json(fingerprint))
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -426,7 +432,7 @@ class MeasurementStore:
         if not fingerprint:
             raise ValueError("a device fingerprint must not be empty")
         text = canonical_json(fingerprint)
-        digest = sha256_hex(text)
+        digest = fingerprint_hash(fingerprint)
         name = str(fingerprint.get("external_device") or fingerprint.get("cpu_model") or digest)
         with self.transaction():
             self._conn.execute(
