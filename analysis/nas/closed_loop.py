@@ -101,7 +101,7 @@ def close_the_loop(trials: pd.DataFrame, predictor: LatencyPredictor, measure: M
             for row, ratio in zip(new, ratios):
                 measured_ms[row] = float(ratio) * ms_per_ratio
                 measured_round[row] = number
-        low, high = _interval(current, [configs[row] for row in front])
+        low, high = predicted_interval(current, [configs[row] for row in front])
         truth = np.array([measured_ms[row] for row in front])
         close = np.abs(predicted[front] / truth - 1) <= tolerance
         # a predictor without an interval is judged on ±tolerance alone
@@ -116,7 +116,7 @@ def close_the_loop(trials: pd.DataFrame, predictor: LatencyPredictor, measure: M
         current = current.with_measurements([configs[row] for row in fresh],
                                             np.array([measured_ms[row] for row in fresh]))
         added.update(fresh)
-    low, high = _interval(current, [configs[row] for row in front])
+    low, high = predicted_interval(current, [configs[row] for row in front])
     out = trials.iloc[front].assign(
         predicted_latency_ms=predicted[front], interval_low_ms=low, interval_high_ms=high,
         measured_latency_ms=[measured_ms[row] for row in front],
@@ -124,8 +124,8 @@ def close_the_loop(trials: pd.DataFrame, predictor: LatencyPredictor, measure: M
     return out.sort_values("predicted_latency_ms"), rounds, current
 
 
-def _interval(predictor: LatencyPredictor, configs: Sequence[EdgeViTConfig]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def predicted_interval(predictor: LatencyPredictor, configs: Sequence[EdgeViTConfig]
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """The predictor's intervals, NaN where it has none (a file without a fitted interval)."""
     if np.isfinite(predictor.interval_log_halfwidth):
         return predictor.interval(configs)

@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from analysis.latency import INTERVAL_LEVEL, LatencyPredictor, score
+from analysis.runtime import finite_float
 from edgevit.config import EdgeViTConfig
 
+from .closed_loop import predicted_interval
 from .pareto import non_dominated
 
 COLUMNS = ("name", "widths", "depths", "sample_rates", "head_dim", "mlp_ratio",
@@ -55,10 +57,7 @@ def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict
         raise ValueError("the study has no configs")
     configs = [EdgeViTConfig.from_dict(r["config"]) for r in rows]
     latency_ms = predictor.predict(configs)
-    if np.isfinite(predictor.interval_log_halfwidth):
-        lo, hi = predictor.interval(configs)
-    else:  # a predictor saved without a fitted interval
-        lo = hi = np.full(len(configs), np.nan)
+    lo, hi = predicted_interval(predictor, configs)
     top1 = np.array([r["accuracy"] for r in rows], dtype=np.float64)
     front = non_dominated(np.stack([top1, latency_ms], axis=1), ("max", "min"))
     img_size = study["settings"]["img_size"]
@@ -71,15 +70,11 @@ def study_front(study: dict[str, Any], predictor: LatencyPredictor) -> list[dict
             mlp_ratio=config.mlp_ratio, standalone_top1=float(top1[i]),
             supernet_top1=row.get("supernet"), synflow_log10=row["proxies"]["synflow"],
             study_img_size=img_size, macs=int(row["macs"]), params=int(row["params"]),
-            latency_ms_predicted=float(latency_ms[i]), latency_ms_low=_number(lo[i]),
-            latency_ms_high=_number(hi[i]), interval_level=INTERVAL_LEVEL,
+            latency_ms_predicted=float(latency_ms[i]), latency_ms_low=finite_float(lo[i]),
+            latency_ms_high=finite_float(hi[i]), interval_level=INTERVAL_LEVEL,
             latency_settings=settings,
             on_front=bool(front[i])))
     return table
-
-
-def _number(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def front_text(table: list[dict[str, Any]]) -> str:
@@ -120,7 +115,8 @@ def with_measured(table: list[dict[str, Any]], ratios: np.ndarray, reference_ms:
     - `on_front_measured`: the front with that latency.
 
     The agreement is `analysis.latency.score`'s on predicted against measured-via-XXS (MAPE,
-    shares within ±5/±10 %, Kendall τ, share inside the predicted intervals as `in_interval`)
+    shares within ±5/±10 %, Kendall τ, share inside the predicted intervals as `in_interval`,
+    None for a predictor without intervals)
     with `same_front`: whether the measured latencies put the same configs on the front.
     ValueError for a count that does not match or a ratio or reference that is not a positive
     finite number."""
@@ -138,9 +134,10 @@ def with_measured(table: list[dict[str, Any]], ratios: np.ndarray, reference_ms:
                  latency_ms_measured_via_xxs=float(ms), on_front_measured=bool(on))
             for row, ratio, ms, on in zip(table, ratios, measured_ms, front)]
     predicted = np.array([r["latency_ms_predicted"] for r in table])
-    interval = (np.array([r["latency_ms_low"] for r in table]),
-                np.array([r["latency_ms_high"] for r in table]))
+    interval = None if any(r["latency_ms_low"] is None for r in table) else (
+        np.array([r["latency_ms_low"] for r in table]),
+        np.array([r["latency_ms_high"] for r in table]))
     agreement = score(predicted, measured_ms, interval).as_dict()
-    agreement["in_interval"] = agreement.pop("coverage")
+    agreement["in_interval"] = agreement.pop("coverage", None)  # None: the predictor has none
     agreement["same_front"] = bool((front == np.array([r["on_front"] for r in table])).all())
     return rows, agreement

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from analysis.accuracy.studies import FASHION_STUDY
 from analysis.latency import committed_predictor
-from analysis.nas.study_front import COLUMNS, study_front, with_measured
+from analysis.nas.study_front import COLUMNS, front_text, study_front, with_measured
 
 COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "study_front.json"
 
@@ -97,6 +98,19 @@ def test_measured_latencies_by_hand(predictor, study):
         with_measured(table, np.array([1.0, np.nan, 2.0]), 10.0)
     with pytest.raises(ValueError, match="reference latency"):
         with_measured(table, np.array([1.0, 0.9, 2.0]), 0.0)
+
+
+def test_a_predictor_without_an_interval_gives_none_not_an_error(study):
+    from analysis.latency import MacsLinear
+
+    line = MacsLinear(slope_ms_per_gmac=20.0, intercept_ms=1.0)  # no fit_interval
+    table = study_front(study, line)
+    assert all(r["latency_ms_low"] is None and r["latency_ms_high"] is None for r in table)
+    timed, agreement = with_measured(table, np.ones(len(table)), 10.0)
+    assert agreement["in_interval"] is None
+    assert agreement["within_10"] == pytest.approx(np.mean([
+        abs(r["latency_ms_predicted"] / 10.0 - 1) <= 0.10 for r in table]))
+    assert not re.search(r"\[\d+\.\d, \d+\.\d\]", front_text(table))  # no interval printed
 
 
 def test_an_empty_study_is_refused(predictor, study):
